@@ -1,0 +1,32 @@
+"""Incrementally load a container's records into the store: ``python flows/records_to_s3.py -a -c -e [-d] [--full]``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from prefect import flow
+
+from flows._cli import parser, run
+from tasks.domain.config import load_container
+from tasks.domain.knack import parse_since
+from tasks.knack import offload
+
+
+@flow(name="records-to-s3", flow_run_name="records-to-s3-{app}-{container}-{env}")
+def records_to_s3(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
+                  config_path: str | None = None) -> dict[str, Any]:
+    """Knack records modified since the Knack cursor (or ``date``; everything with ``full``) → store."""
+    config, app_cfg, cfg = load_container(app, container, env, config_path)
+    since = parse_since(date) if date else None
+    return offload(app_cfg, cfg, env, config.settings, since, full)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser("Load a Knack container's records into the store.").parse_args(argv)
+    return run(records_to_s3, {"app": args.app_name, "container": args.container, "env": args.env,
+                               "date": args.date, "full": args.full, "config_path": args.config})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The main job: one container from Knack to the store, then to each destination it publishes to.
+
+``python flows/sync.py -a <app> -c <container> -e <env> [-d DATE] [--full] [--only socrata|agol]``
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from prefect import flow
+from prefect.logging import get_run_logger
+
+from flows._cli import parser, run
+from flows.records_to_agol import records_to_agol
+from flows.records_to_socrata import records_to_socrata
+from tasks.domain.config import ContainerConfig, load_container
+from tasks.domain.errors import ConfigError, KnackServicesError
+from tasks.domain.knack import parse_since
+from tasks.knack import offload
+from tasks.report import publish_report
+
+PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}
+
+
+class PublishFailed(KnackServicesError):
+    """The store is up to date, but one or more destinations failed (their cursors did not move)."""
+
+
+def pick_destinations(cfg: ContainerConfig, wanted: list[str] | None) -> list[str]:
+    """The container's destinations, narrowed to ``wanted`` (each of which must be configured)."""
+    configured = cfg.destinations()
+    if wanted is None:
+        return configured
+    unknown = [d for d in wanted if d not in configured]
+    if unknown:
+        raise ConfigError(f"{cfg.app}/{cfg.key} does not publish to {', '.join(unknown)} "
+                          f"(configured: {', '.join(configured) or 'none'})")
+    return [d for d in configured if d in wanted]
+
+
+@flow(name="sync", flow_run_name="sync-{app}-{container}-{env}")
+def sync(app: str, container: str, env: str = "dev", since: str | None = None, full: bool = False,
+         destinations: list[str] | None = None, config_path: str | None = None) -> dict[str, Any]:
+    """Knack → store → Socrata and ArcGIS, each destination on its own cursor."""
+    log = get_run_logger()
+    config, app_cfg, cfg = load_container(app, container, env, config_path)
+    targets = pick_destinations(cfg, destinations)
+
+    # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
+    stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full)
+
+    # store → destinations: subflows, so one destination's outage never holds back the other
+    states = {}
+    for name in targets:
+        publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
+        if full and not publish_full:
+            log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
+        states[name] = PUBLISHERS[name](app=app, container=container, env=env, full=publish_full,
+                                        config_path=config_path, return_state=True)
+    published = {name: (state.result() if state.is_completed() else {"error": _reason(state)})
+                 for name, state in states.items()}
+
+    report = {"app": app, "container": container, "env": env, "store": stored, "published": published}
+    publish_report(report)
+    failed = [name for name, state in states.items() if not state.is_completed()]
+    if failed:
+        raise PublishFailed(f"{app}/{container}: the store is up to date, but publishing to "
+                            f"{', '.join(failed)} failed: " + "; ".join(published[n]["error"] for n in failed))
+    return report
+
+
+def _reason(state: Any) -> str:
+    try:
+        state.result()
+    except Exception as exc:
+        return str(exc)
+    return state.message or state.name
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("Sync one Knack container to the store and its destinations.")
+    p.add_argument("--only", action="append", choices=sorted(PUBLISHERS), dest="destinations",
+                   help="publish to this destination only (repeatable); default: every configured one")
+    args = p.parse_args(argv)
+    return run(sync, {"app": args.app_name, "container": args.container, "env": args.env, "since": args.date,
+                      "full": args.full, "destinations": args.destinations, "config_path": args.config})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure code: no Prefect, no network, no environment. Tasks import it, never the reverse."""

@@ -1,0 +1,255 @@
+"""The container config: which Knack containers to sync and where their records go.
+
+One checked-in YAML file, keyed by app name, then container key. The seed's container properties keep
+their names and meaning. Everything is validated at load; an error names the file, the app, the
+container and the key to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.domain.errors import ConfigError
+
+CONFIG_ENV_VAR = "KNACK_SERVICES_CONFIG"
+DEFAULT_CONFIG = Path("config") / "knack-services.yaml"
+ENVS = ("prod", "dev")
+
+_FIELD = re.compile(r"^field_\d+$")
+_CONTAINER = re.compile(r"^(object|view)_\d+$")
+_SCENE = re.compile(r"^scene_\d+$")
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_RESOURCE = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+_SOCRATA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _check_field_key(value: str, what: str) -> str:
+    if not _FIELD.match(value):
+        raise ValueError(f"{what} must be a Knack field key like field_12, got {value!r}")
+    return value
+
+
+class ContainerConfig(BaseModel):
+    """One Knack object or view, and where its records go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app: str
+    key: str
+    description: str = ""
+    scene_id: str | None = None
+    modified_date_field_id: str
+    location_fields: tuple[str, ...] = ()
+    # Socrata
+    socrata_resource_id: str | None = None
+    socrata_field_map: dict[str, str] = Field(default_factory=dict)
+    no_replace_socrata: bool = False
+    append_timestamp_column: str | None = None
+    # ArcGIS Online
+    service_id: str | None = None
+    layer_id: int = 0
+    agol_kind: Literal["layer", "table"] = "layer"
+    upsert_matching_field: str = "id"
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _CONTAINER.match(value):
+            raise ValueError(f"container key must be object_N or view_N, got {value!r}")
+        return value
+
+    @field_validator("scene_id")
+    @classmethod
+    def _scene(cls, value: str | None) -> str | None:
+        if value is not None and not _SCENE.match(value):
+            raise ValueError(f"scene_id must be a Knack scene key like scene_3, got {value!r}")
+        return value
+
+    @field_validator("modified_date_field_id")
+    @classmethod
+    def _modified(cls, value: str) -> str:
+        return _check_field_key(value, "modified_date_field_id")
+
+    @field_validator("location_fields")
+    @classmethod
+    def _locations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_field_key(v, "location_fields entry") for v in value)
+
+    @field_validator("socrata_field_map")
+    @classmethod
+    def _field_map(cls, value: dict[str, str]) -> dict[str, str]:
+        for field, name in value.items():
+            _check_field_key(field, "socrata_field_map key")
+            if not _SOCRATA_NAME.match(name):
+                raise ValueError(f"socrata_field_map[{field}] must be a lower-case column name, got {name!r}")
+        return value
+
+    @field_validator("socrata_resource_id")
+    @classmethod
+    def _resource(cls, value: str | None) -> str | None:
+        if value is not None and not _RESOURCE.match(value):
+            raise ValueError(f"socrata_resource_id must look like abcd-1234, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _views_need_a_scene(self) -> ContainerConfig:
+        if self.key.startswith("view_") and self.scene_id is None:
+            raise ValueError(f"{self.key} is a view: set scene_id (the scene that holds it)")
+        if self.key.startswith("object_") and self.scene_id is not None:
+            raise ValueError(f"{self.key} is an object: scene_id applies to views only")
+        return self
+
+    @property
+    def publishes_to_socrata(self) -> bool:
+        return self.socrata_resource_id is not None
+
+    @property
+    def publishes_to_agol(self) -> bool:
+        return self.service_id is not None
+
+    def destinations(self) -> list[str]:
+        """The destinations this container publishes to, in publishing order."""
+        return [name for name, on in (("socrata", self.publishes_to_socrata),
+                                      ("agol", self.publishes_to_agol)) if on]
+
+
+class AppConfig(BaseModel):
+    """Settings of one Knack app and its containers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    rate_limit_per_second: float = Field(default=10, gt=0, le=100)
+    quota_floor: int = Field(default=0, ge=0)
+    containers: dict[str, ContainerConfig]
+
+
+class Settings(BaseModel):
+    """Store settings shared by every app."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bucket: str | None = "atd-knack-services"
+    store: Literal["auto", "s3", "local"] = "auto"
+    local_store: str = ".data"
+    socrata_chunk_size: int = Field(default=5000, ge=1, le=50000)
+    agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
+    store_workers: int = Field(default=16, ge=1, le=128)
+    lock_ttl_seconds: int = Field(default=600, ge=1)
+
+
+class Config(BaseModel):
+    """The whole validated file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    settings: Settings
+    apps: dict[str, AppConfig]
+
+    def app(self, name: str) -> AppConfig:
+        """The app called ``name``, or an error listing the configured ones."""
+        if name not in self.apps:
+            known = ", ".join(sorted(self.apps)) or "none"
+            raise ConfigError(f"{self.path}: unknown app {name!r} (configured apps: {known})")
+        return self.apps[name]
+
+    def container(self, app: str, key: str) -> ContainerConfig:
+        """One container's config, or an error naming the file, the app and the known containers."""
+        containers = self.app(app).containers
+        if key not in containers:
+            known = ", ".join(sorted(containers)) or "none"
+            raise ConfigError(f"{self.path}: app {app!r} has no container {key!r} (configured: {known})")
+        return containers[key]
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(container)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_config(raw: Any, path: str) -> Config:
+    """Validate the parsed YAML document; the error names the file, app, container and key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'apps' at the top level")
+    unknown = sorted(set(raw) - {"apps", *Settings.model_fields})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}")
+    try:
+        settings = Settings(**{k: v for k, v in raw.items() if k != "apps"})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: settings: {_describe(exc)}") from None
+    apps: dict[str, AppConfig] = {}
+    for app_name, app_raw in (raw.get("apps") or {}).items():
+        where = f"{path}: app {app_name!r}"
+        if not isinstance(app_name, str) or not _APP_NAME.match(app_name):
+            raise ConfigError(f"{where}: app names are lower-case letters, digits and dashes")
+        if not isinstance(app_raw, dict) or not isinstance(app_raw.get("containers"), dict):
+            raise ConfigError(f"{where}: expected a mapping with a 'containers' mapping")
+        containers: dict[str, ContainerConfig] = {}
+        for key, body in app_raw["containers"].items():
+            try:
+                containers[key] = ContainerConfig(app=app_name, key=key, **(body or {}))
+            except ValidationError as exc:
+                raise ConfigError(f"{where}, container {key!r}: {_describe(exc)}") from None
+            except TypeError as exc:  # a non-mapping container body
+                raise ConfigError(f"{where}, container {key!r}: expected a mapping ({exc})") from None
+        try:
+            apps[app_name] = AppConfig(name=app_name, containers=containers,
+                                       **{k: v for k, v in app_raw.items() if k != "containers"})
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_describe(exc)}") from None
+    return Config(path=path, settings=settings, apps=apps)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the config is: ``explicit``, else $KNACK_SERVICES_CONFIG, else config/knack-services.yaml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV_VAR):
+        return Path(os.environ[CONFIG_ENV_VAR])
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file."""
+    path = config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror} "
+                          f"(set --config or ${CONFIG_ENV_VAR})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, str(path))
+
+
+def check_env(env: str) -> str:
+    """Only ``prod`` and ``dev`` are environments (they are S3 prefixes and block-name suffixes)."""
+    if env not in ENVS:
+        raise ConfigError(f"env must be 'prod' or 'dev', got {env!r}")
+    return env
+
+
+def load_container(app: str, container: str, env: str, path: str | os.PathLike[str] | None = None
+                   ) -> tuple[Config, AppConfig, ContainerConfig]:
+    """Validate the env, load the config, and look up one app and container (errors name what to fix)."""
+    check_env(env)
+    config = load_config(path)
+    return config, config.app(app), config.container(app, container)

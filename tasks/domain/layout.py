@@ -1,0 +1,118 @@
+"""The store's layout (a public contract) and its per-container state, as pure code.
+
+Records: ``<env>/<app>/<container>/<record-id>.json``; metadata: ``<env>/<app>/metadata.json``;
+everything else under ``<env>/<app>/_state/`` where no record listing can mistake it for a record.
+
+Change tracking is a per-container *manifest*: record id → (content hash, Knack modified instant,
+generation). Every run that changes the store gets the next generation number; a record's generation
+says in which run it last changed (or was deleted). A destination's cursor is the last generation it
+published, so "changed since the Socrata cursor" is a comparison of integers, immune to clock skew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.domain.errors import RecordError
+
+KNACK_ID = re.compile(r"^[0-9a-f]{24}$")
+STATE_DIR = "_state"
+DESTINATIONS = ("socrata", "agol")
+
+
+def is_knack_id(value: object) -> bool:
+    """A Knack record id: 24 lowercase hex characters (a MongoDB ObjectId)."""
+    return isinstance(value, str) and bool(KNACK_ID.match(value))
+
+
+def record_key(env: str, app: str, container: str, record_id: object) -> str:
+    """The object key of one record; anything but a Knack id is refused (no ``../``, no slashes)."""
+    if not is_knack_id(record_id):
+        raise RecordError("record id is not a Knack id (24 lowercase hex characters); not stored",
+                          app=app, container=container, record_id=str(record_id)[:80])
+    return f"{env}/{app}/{container}/{record_id}.json"
+
+
+def container_prefix(env: str, app: str, container: str) -> str:
+    return f"{env}/{app}/{container}/"
+
+
+def record_id_from_key(key: str) -> str | None:
+    """The record id of a record key, or None for anything else under the prefix."""
+    name = key.rsplit("/", 1)[-1]
+    stem = name[:-5] if name.endswith(".json") else ""
+    return stem if is_knack_id(stem) else None
+
+
+def metadata_key(env: str, app: str) -> str:
+    return f"{env}/{app}/metadata.json"
+
+
+def state_key(env: str, app: str, container: str, name: str) -> str:
+    """``<env>/<app>/_state/<container>/<name>.json``: manifest, cursors, lock."""
+    return f"{env}/{app}/{STATE_DIR}/{container}/{name}.json"
+
+
+def serialize_record(record: Mapping[str, Any]) -> bytes:
+    """The stored document: the record exactly as Knack returned it, compact UTF-8 JSON."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def content_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+@dataclass
+class Manifest:
+    """What the store holds for one container, and when (in generations) each record last changed."""
+
+    generation: int = 0
+    records: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)  # id -> (hash, modified, gen)
+    deleted: dict[str, int] = field(default_factory=dict)                          # id -> gen of the delete
+
+    @classmethod
+    def from_json(cls, body: bytes | None) -> Manifest:
+        if not body:
+            return cls()
+        data = json.loads(body)
+        return cls(generation=int(data["generation"]),
+                   records={k: (v[0], v[1], int(v[2])) for k, v in data["records"].items()},
+                   deleted={k: int(v) for k, v in data.get("deleted", {}).items()})
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": 1, "generation": self.generation,
+                           "records": {k: list(v) for k, v in self.records.items()},
+                           "deleted": self.deleted}, separators=(",", ":")).encode("utf-8")
+
+    def is_unchanged(self, record_id: str, digest: str) -> bool:
+        entry = self.records.get(record_id)
+        return entry is not None and entry[0] == digest
+
+    def mark_written(self, record_id: str, digest: str, modified: str | None, generation: int) -> None:
+        self.records[record_id] = (digest, modified, generation)
+        self.deleted.pop(record_id, None)
+
+    def mark_deleted(self, record_id: str, generation: int) -> None:
+        self.records.pop(record_id, None)
+        self.deleted[record_id] = generation
+
+    def changed_since(self, generation: int) -> list[str]:
+        """Ids written after ``generation`` (all of them when it is 0)."""
+        return [rid for rid, (_, _, gen) in self.records.items() if gen > generation]
+
+    def deleted_since(self, generation: int) -> list[str]:
+        return [rid for rid, gen in self.deleted.items() if gen > generation]
+
+    def prune_deleted(self, published_by_all: int) -> None:
+        """Forget deletes every destination has already published."""
+        self.deleted = {rid: gen for rid, gen in self.deleted.items() if gen > published_by_all}
+
+
+def ids_to_delete(stored_ids: Iterable[str], seen_ids: set[str]) -> list[str]:
+    """After a full fetch: ids the store holds that Knack no longer has."""
+    return sorted(set(stored_ids) - seen_ids)

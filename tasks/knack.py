@@ -1,0 +1,108 @@
+"""Prefect tasks that talk to Knack: app metadata (cached) and records into the store."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
+
+from tasks.context import open_store
+from tasks.credentials import knack_credentials
+from tasks.domain.config import AppConfig, ContainerConfig, Settings
+from tasks.domain.formatting import container_schema
+from tasks.knack_client import KnackClient
+from tasks.offload import OffloadResult, offload_container
+from tasks.ratelimit import make_rate_limiter
+from tasks.store import WriteStats, run_name, utc_now
+
+PROGRESS_EVERY_S = 10.0
+
+
+def knack_client(app: AppConfig, env: str) -> KnackClient:
+    """A client for one app, its requests shared with every other run of the app through the limiter."""
+    return KnackClient(knack_credentials(app.name, env), app.name,
+                       limiter=make_rate_limiter(app.name, app.rate_limit_per_second),
+                       quota_floor=app.quota_floor)
+
+
+def _metadata_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"fetch-knack-metadata-{parameters['app'].name}-{parameters['env']}"
+
+
+@task(name="fetch-knack-metadata", cache_key_fn=_metadata_cache_key, cache_expiration=timedelta(hours=1),
+      persist_result=True)
+def fetch_metadata(app: AppConfig, env: str) -> dict[str, Any]:
+    """The app's metadata from Knack; cached per app and environment for an hour."""
+    client = knack_client(app, env)
+    metadata = client.get_metadata()
+    get_run_logger().info("fetched metadata of app %s (%s)", app.name,
+                          metadata.get("application", {}).get("name"))
+    return metadata
+
+
+@task(name="store-metadata", cache_policy=NO_CACHE)
+def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[str, Any]) -> bool:
+    """Write ``<env>/<app>/metadata.json`` when it changed; True if it was written."""
+    with open_store(env, app.name, settings) as store:
+        changed = store.write_metadata(metadata)
+    get_run_logger().info("metadata of %s %s in %s", app.name, "stored" if changed else "unchanged",
+                          store.storage.description)
+    return changed
+
+
+@task(name="records-to-store", cache_policy=NO_CACHE)
+def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
+                     metadata: dict[str, Any], since: datetime | None = None, full: bool = False
+                     ) -> dict[str, Any]:
+    """Fetch the container's records modified since the Knack cursor and store what changed."""
+    log = get_run_logger()
+    client = knack_client(app, env)
+    tz = container_schema(metadata, cfg.key).timezone
+    started = utc_now()
+    last = [time.monotonic()]
+
+    def progress(stats: WriteStats) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            log.info("%s/%s: %d fetched, %d written, %d unchanged so far", app.name, cfg.key,
+                     stats.fetched, stats.written, stats.unchanged)
+
+    def pages(fetch_from: datetime | None) -> Any:
+        return client.iter_records(cfg.key, scene_id=cfg.scene_id, since=fetch_from,
+                                   modified_field=cfg.modified_date_field_id, tz=tz)
+
+    with open_store(env, app.name, settings) as store, \
+            store.lock(cfg.key, run_name(), "knack", timedelta(seconds=settings.lock_ttl_seconds)):
+        result: OffloadResult = offload_container(store, pages, cfg, metadata, since=since, full=full,
+                                                  started=started, log=log, on_progress=progress)
+    summary = result.as_dict() | {"knack_requests": client.stats.requests,
+                                  "quota_remaining": client.stats.quota_remaining,
+                                  "store": store.storage.description}
+    log.info("%s/%s: %d fetched, %d written, %d unchanged, %d deleted; %d Knack requests; cursor %s",
+             app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
+             client.stats.requests, result.cursor or "unchanged")
+    if result.unknown_fields:
+        log.warning("%s/%s: records carry fields the stored metadata does not know (%s): the app's "
+                    "schema changed; metadata will be refetched", app.name, cfg.key,
+                    ", ".join(result.unknown_fields))
+    return summary
+
+
+def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
+            since: datetime | None, full: bool) -> dict[str, Any]:
+    """Metadata (cached) → store, records → store; on schema drift, refetch and restore the metadata.
+
+    Called from a flow: each step is a task of that flow run.
+    """
+    metadata = fetch_metadata(app, env)
+    store_metadata(app, env, settings, metadata)
+    summary = records_to_store(app, cfg, env, settings, metadata, since, full)
+    if summary["unknown_fields"]:
+        fresh = fetch_metadata.with_options(refresh_cache=True)(app, env)
+        store_metadata(app, env, settings, fresh)
+    return summary

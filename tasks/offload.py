@@ -1,0 +1,110 @@
+"""Knack → store for one container: fetch since the Knack cursor, write what changed, advance the cursor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tasks.domain.config import ContainerConfig
+from tasks.domain.formatting import container_schema
+from tasks.domain.knack import record_modified_at
+from tasks.store import RecordStore, WriteStats, new_generation
+
+SAFETY_LAG = timedelta(minutes=2)  # the cursor trails the fetch start: clocks and Knack's writes drift
+
+
+@dataclass
+class OffloadResult:
+    """Counts of one container's offload, for logs and the run artifact."""
+
+    container: str
+    mode: str                 # "full" or "incremental"
+    since: str | None         # the instant records were fetched from (None: everything)
+    cursor: str | None        # the Knack cursor after the run (None: not advanced)
+    fetched: int
+    written: int
+    unchanged: int
+    deleted: int
+    generation: int
+    unknown_fields: list[str]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _field_keys(record: Mapping[str, Any]) -> set[str]:
+    return {k[:-4] if k.endswith("_raw") else k for k in record if k != "id"}
+
+
+def _watch_fields(pages: Iterable[list[dict[str, Any]]], known: set[str], unknown: set[str]
+                  ) -> Iterator[list[dict[str, Any]]]:
+    """Pass pages through, noting field keys the stored metadata does not know (schema drift)."""
+    for page in pages:
+        if page:
+            unknown.update(_field_keys(page[0]) - known)
+            unknown.update(_field_keys(page[-1]) - known)
+        yield page
+
+
+def plan_since(cursor: Mapping[str, Any] | None, since_override: datetime | None, full: bool
+               ) -> tuple[datetime | None, bool]:
+    """(fetch records modified at or after this instant, may the cursor advance afterwards).
+
+    No cursor yet or ``full`` → everything. An explicit ``since`` later than the cursor would leave a
+    gap, so such a run leaves the cursor where it is.
+    """
+    stored = datetime.fromisoformat(cursor["instant"]) if cursor else None
+    if full or (stored is None and since_override is None):
+        return None, True
+    if since_override is not None:
+        return since_override, stored is not None and since_override <= stored
+    return stored, True
+
+
+def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],
+                      cfg: ContainerConfig, metadata: Mapping[str, Any], *, since: datetime | None,
+                      full: bool, started: datetime, log: logging.Logger | logging.LoggerAdapter,
+                      on_progress: Callable[[WriteStats], None] | None = None) -> OffloadResult:
+    """Copy one container's changed records into the store; objects → manifest → Knack cursor."""
+    clock = time.monotonic()
+    schema = container_schema(metadata, cfg.key)
+    manifest = store.load_manifest(cfg.key)
+    cursor = store.read_cursor(cfg.key, "knack")
+    fetch_from, may_advance = plan_since(cursor, since, full)
+    is_full = fetch_from is None
+    log.info("%s/%s: %s fetch%s", store.app, cfg.key, "full" if is_full else "incremental",
+             f" of records modified since {fetch_from.isoformat()}" if fetch_from else "")
+
+    generation = new_generation(manifest)
+    unknown: set[str] = set()
+    pages = _watch_fields(fetch_pages(fetch_from), {f.key for f in schema.fields}, unknown)
+
+    def modified_of(record: dict[str, Any]) -> str | None:
+        instant = record_modified_at(record, cfg.modified_date_field_id, schema.timezone)
+        return instant.isoformat() if instant else None
+
+    stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress)
+    deleted = store.delete_missing(cfg.key, stats.seen_ids, manifest, generation) if is_full else []
+    if stats.written or deleted:
+        manifest.generation = generation
+        store.save_manifest(cfg.key, manifest)
+
+    new_cursor = None
+    if may_advance:
+        new_cursor = (started - SAFETY_LAG).isoformat()
+        store.write_cursor(cfg.key, "knack", {"instant": new_cursor, "generation": manifest.generation})
+    if deleted:
+        log.info("%s/%s: deleted %d records no longer in Knack: %s", store.app, cfg.key, len(deleted),
+                 ", ".join(deleted[:20]) + (" ..." if len(deleted) > 20 else ""))
+    return OffloadResult(
+        container=cfg.key, mode="full" if is_full else "incremental",
+        since=fetch_from.isoformat() if fetch_from else None, cursor=new_cursor,
+        fetched=stats.fetched, written=stats.written, unchanged=stats.unchanged, deleted=len(deleted),
+        generation=manifest.generation, unknown_fields=sorted(unknown),
+        seconds=round(time.monotonic() - clock, 3),
+    )

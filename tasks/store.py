@@ -1,0 +1,247 @@
+"""The record store: Knack records as JSON documents, per-container manifests, cursors and a run lock.
+
+Order of effects on every run: record objects, then the manifest, then the Knack cursor. A crash at
+any point leaves the next run redoing work (rewriting identical objects at worst), never skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tasks.domain.batching import chunked
+from tasks.domain.errors import StoreError
+from tasks.domain.layout import (
+    Manifest,
+    container_prefix,
+    content_hash,
+    ids_to_delete,
+    metadata_key,
+    record_id_from_key,
+    record_key,
+    serialize_record,
+    state_key,
+)
+from tasks.storage import Storage
+
+
+@dataclass
+class WriteStats:
+    """What one pass of records into the store did."""
+
+    fetched: int = 0
+    written: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    deleted_ids: list[str] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set, repr=False)
+
+
+class RecordStore:
+    """One app's part of the store, in one environment."""
+
+    def __init__(self, storage: Storage, env: str, app: str, workers: int = 16) -> None:
+        self.storage = storage
+        self.env = env
+        self.app = app
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata -------------------------------------------------------------------------------
+    def read_metadata(self) -> dict[str, Any] | None:
+        body = self.storage.get(metadata_key(self.env, self.app))
+        return json.loads(body) if body else None
+
+    def write_metadata(self, metadata: Mapping[str, Any]) -> bool:
+        """Store the app metadata; False (and no write) when it is unchanged."""
+        body = serialize_record(metadata)
+        key = metadata_key(self.env, self.app)
+        if self.storage.get(key) == body:
+            return False
+        self.storage.put(key, body)
+        return True
+
+    # -- state ----------------------------------------------------------------------------------
+    def _state(self, container: str, name: str) -> str:
+        return state_key(self.env, self.app, container, name)
+
+    def load_manifest(self, container: str) -> Manifest:
+        body = self.storage.get(self._state(container, "manifest"))
+        try:
+            return Manifest.from_json(body)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"the manifest of {self.app}/{container} is unreadable ({exc}); "
+                             "run a full refresh (--full) to rebuild it") from None
+
+    def save_manifest(self, container: str, manifest: Manifest) -> None:
+        self.storage.put(self._state(container, "manifest"), manifest.to_json())
+
+    def read_cursor(self, container: str, name: str) -> dict[str, Any] | None:
+        """A cursor document (``knack``: {"instant": iso}; destinations: {"generation": n})."""
+        body = self.storage.get(self._state(container, f"cursor-{name}"))
+        return json.loads(body) if body else None
+
+    def write_cursor(self, container: str, name: str, value: Mapping[str, Any]) -> None:
+        self.storage.put(self._state(container, f"cursor-{name}"), serialize_record(value))
+
+    # -- lock -----------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, container: str, owner: str, name: str = "knack",
+             ttl: timedelta = timedelta(minutes=10)) -> Iterator[None]:
+        """One writer per container and role (``knack``, ``socrata``, ``agol``) at a time.
+
+        Taken with a conditional create, so two runs cannot both hold it. While held, a heartbeat
+        pushes its expiry forward; a lock whose run died (no heartbeat for ``ttl``) is taken over.
+        """
+        key = self._state(container, f"lock-{name}")
+
+        def body() -> bytes:
+            now = datetime.now(UTC)
+            return serialize_record({"owner": owner, "acquired": acquired, "expires": (now + ttl).isoformat()})
+
+        acquired = datetime.now(UTC).isoformat()
+        if not self.storage.create_if_absent(key, body()):
+            held = json.loads(self.storage.get(key) or b"{}")
+            expires = datetime.fromisoformat(held["expires"]) if held.get("expires") else datetime.now(UTC)
+            if expires > datetime.now(UTC):
+                raise StoreError(f"{self.app}/{container} ({name}) is held by run {held.get('owner')} "
+                                 f"since {held.get('acquired')}; try again after it ends "
+                                 f"(the lock expires at {held.get('expires')} if that run died)")
+            self.storage.put(key, body())  # its run died without releasing it
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(ttl.total_seconds() / 3):
+                # a failed beat is retried at the next one; the run itself fails if the store is down
+                with suppress(StoreError):
+                    self.storage.put(key, body())
+
+        beat = threading.Thread(target=heartbeat, name=f"lock-{name}", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+            current = self.storage.get(key)
+            if current and json.loads(current).get("owner") == owner:
+                self.storage.delete(key)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write_records(self, container: str, pages: Iterable[list[dict[str, Any]]], manifest: Manifest,
+                      generation: int, modified_of: Callable[[dict[str, Any]], str | None],
+                      on_page: Callable[[WriteStats], None] | None = None) -> WriteStats:
+        """Write each new or changed record (concurrent PUTs); unchanged bytes are skipped.
+
+        The manifest is updated in memory for every PUT that succeeded; the caller saves it. A bad
+        record id raises ``RecordError`` before anything of its page is submitted.
+        """
+        stats = WriteStats()
+        pending: dict[Future[None], tuple[str, str, str | None]] = {}
+
+        def settle(done: Iterable[Future[None]]) -> None:
+            for fut in done:
+                rid, digest, modified = pending.pop(fut)
+                fut.result()  # raises StoreError
+                manifest.mark_written(rid, digest, modified, generation)
+                stats.written += 1
+
+        try:
+            for page in pages:
+                keyed = [(record, record_key(self.env, self.app, container, record.get("id"))) for record in page]
+                for record, key in keyed:
+                    rid = record["id"]
+                    if rid in stats.seen_ids:
+                        continue
+                    stats.seen_ids.add(rid)
+                    stats.fetched += 1
+                    body = serialize_record(record)
+                    digest = content_hash(body)
+                    if manifest.is_unchanged(rid, digest):
+                        stats.unchanged += 1
+                        continue
+                    fut = self._pool.submit(self.storage.put, key, body)
+                    pending[fut] = (rid, digest, modified_of(record))
+                    if len(pending) >= self.workers * 4:
+                        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                        settle(done)
+                if on_page is not None:
+                    on_page(stats)
+        finally:
+            done, _ = wait(list(pending))
+            errors = []
+            for fut in done:
+                try:
+                    settle([fut])
+                except StoreError as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+        return stats
+
+    def stored_ids(self, container: str, manifest: Manifest) -> set[str]:
+        """Every record id under the container prefix (a listing) plus those the manifest knows."""
+        listed = {rid for key in self.storage.list_keys(container_prefix(self.env, self.app, container))
+                  if (rid := record_id_from_key(key))}
+        return listed | set(manifest.records)
+
+    def delete_missing(self, container: str, seen_ids: set[str], manifest: Manifest,
+                       generation: int) -> list[str]:
+        """After a full fetch, delete the objects Knack no longer has and record the deletes."""
+        doomed = ids_to_delete(self.stored_ids(container, manifest), seen_ids)
+        futures = {self._pool.submit(self.storage.delete, record_key(self.env, self.app, container, rid)): rid
+                   for rid in doomed}
+        for fut, rid in futures.items():
+            fut.result()
+            manifest.mark_deleted(rid, generation)
+        return doomed
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read_records(self, container: str, ids: Iterable[str], batch: int = 500
+                     ) -> Iterator[list[dict[str, Any]]]:
+        """The stored documents of ``ids``, in batches, read with concurrent GETs."""
+        def get(rid: str) -> dict[str, Any] | None:
+            body = self.storage.get(record_key(self.env, self.app, container, rid))
+            return json.loads(body) if body else None
+
+        for chunk in chunked(ids, batch):
+            docs = [doc for doc in self._pool.map(get, chunk) if doc is not None]
+            yield docs
+
+
+def new_generation(manifest: Manifest) -> int:
+    """The generation number of a run that is about to change the store."""
+    return manifest.generation + 1
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC (one place to read it)."""
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
+def run_name() -> str:
+    """The current Prefect run's name and id (a lock's owner), or ``local`` outside a run."""
+    from prefect.context import get_run_context
+
+    try:
+        ctx = get_run_context()
+    except Exception:
+        return "local"
+    run = getattr(ctx, "task_run", None) or getattr(ctx, "flow_run", None)
+    return f"{run.name} ({run.id})" if run else "local"

@@ -1,0 +1,67 @@
+"""Credential resolution: the saved block wins, the environment stands in, secrets never show."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+
+from blocks import ArcGISCredentials, KnackCredentials, SocrataCredentials
+from tasks.credentials import agol_credentials, knack_credentials, socrata_credentials
+from tasks.domain.errors import CredentialsError
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+
+SECRET = "s3cr3t-" + uuid.uuid4().hex
+
+
+def test_block_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = f"app{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("KNACK_APP_ID", "from-env")
+    monkeypatch.setenv("KNACK_API_KEY", "env-key")
+    assert knack_credentials(app, "dev").app_id == "from-env"  # no block yet: the environment
+    KnackCredentials(app_id="from-block", api_key=SECRET).save(f"knack-{app}-dev", overwrite=True)
+    creds = knack_credentials(app, "dev")
+    assert creds.app_id == "from-block"
+    assert creds.api_key.get_secret_value() == SECRET
+    assert knack_credentials(app, "prod").app_id == "from-env"  # other env: no block
+
+
+def test_missing_credentials_name_block_and_variables() -> None:
+    with pytest.raises(CredentialsError) as err:
+        knack_credentials("nowhere", "prod")
+    message = str(err.value)
+    assert "'knack-nowhere-prod'" in message and "KNACK_APP_ID" in message and "KNACK_API_KEY" in message
+    with pytest.raises(CredentialsError, match="'socrata-prod'.*SOCRATA_PASSWORD"):
+        socrata_credentials("prod")
+    with pytest.raises(CredentialsError, match="'agol-prod'.*AGOL_USERNAME"):
+        agol_credentials("prod")
+
+
+def test_environment_fallback_for_each_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCRATA_DOMAIN", "http://127.0.0.1:9")
+    monkeypatch.setenv("SOCRATA_USERNAME", "key-id")
+    monkeypatch.setenv("SOCRATA_PASSWORD", SECRET)
+    monkeypatch.setenv("AGOL_USERNAME", "pipeline")
+    monkeypatch.setenv("AGOL_PASSWORD", SECRET)
+    soc = socrata_credentials("dev")
+    assert soc.domain == "http://127.0.0.1:9" and soc.password.get_secret_value() == SECRET
+    agol = agol_credentials("dev")
+    assert agol.url == "https://www.arcgis.com" and agol.username == "pipeline"
+
+
+def test_secrets_never_in_repr_str_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    blocks = [
+        KnackCredentials(app_id="a" * 24, api_key=SECRET),
+        SocrataCredentials(domain="data.example.gov", username="k", password=SECRET, app_token=SECRET),
+        ArcGISCredentials(username="u", password=SECRET),
+    ]
+    logger = logging.getLogger("knack-services-test")
+    with caplog.at_level(logging.INFO):
+        for block in blocks:
+            logger.info("using %s / %r", block, block)
+            assert SECRET not in repr(block) and SECRET not in str(block)
+            assert SECRET not in block.model_dump_json()
+    assert SECRET not in caplog.text
+    assert "**********" in caplog.text

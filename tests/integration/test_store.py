@@ -1,0 +1,193 @@
+"""The record store on both backends: S3 (moto_server) and the local folder, through the same code."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.domain.errors import RecordError, StoreError
+from tasks.domain.layout import Manifest, content_hash, serialize_record
+from tasks.storage import LocalStorage, S3Storage, Storage
+from tasks.store import RecordStore, new_generation
+
+pytestmark = pytest.mark.integration
+
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "knackpy-test-app"
+
+
+def real_records() -> list[dict[str, Any]]:
+    return json.loads((FIXTURE / "records-object_3.json").read_text())["records"]
+
+
+class CountingStorage:
+    """Wraps a backend and counts its calls (the backend itself is real)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.description = inner.description
+        self.puts: list[str] = []
+        self.deletes: list[str] = []
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        with self._lock:
+            self.puts.append(key)
+        self.inner.put(key, body, content_type)
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self.deletes.append(key)
+        self.inner.delete(key)
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        return self.inner.list_keys(prefix)
+
+    def create_if_absent(self, key: str, body: bytes) -> bool:
+        return self.inner.create_if_absent(key, body)
+
+
+@pytest.fixture(params=["s3", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> CountingStorage:
+    if request.param == "s3":
+        client, bucket = request.getfixturevalue("s3_bucket")
+        return CountingStorage(S3Storage(client, bucket))
+    return CountingStorage(LocalStorage(tmp_path / "store"))
+
+
+def write(store: RecordStore, manifest: Manifest, records: list[dict[str, Any]]) -> Any:
+    generation = new_generation(manifest)
+    stats = store.write_records("object_3", [records[:10], records[10:]], manifest, generation, lambda r: None)
+    if stats.written:
+        manifest.generation = generation
+    store.save_manifest("object_3", manifest)
+    return stats
+
+
+def record_keys(storage: CountingStorage) -> list[str]:
+    return [k for k in storage.list_keys("dev/demo/object_3/") if "_state" not in k]
+
+
+def test_first_write_uses_the_seed_layout_and_exact_bodies(storage: CountingStorage) -> None:
+    records = real_records()
+    store = RecordStore(storage, "dev", "demo", workers=4)
+    stats = write(store, Manifest(), records)
+    assert (stats.fetched, stats.written, stats.unchanged) == (25, 25, 0)
+    keys = record_keys(storage)
+    assert sorted(keys) == sorted(f"dev/demo/object_3/{r['id']}.json" for r in records)
+    body = storage.get(f"dev/demo/object_3/{records[0]['id']}.json")
+    assert json.loads(body) == records[0]
+    assert body == serialize_record(records[0])
+    state = list(storage.list_keys("dev/demo/_state/"))
+    assert state == ["dev/demo/_state/object_3/manifest.json"]
+
+
+def test_unchanged_records_are_not_rewritten_and_edits_are(storage: CountingStorage) -> None:
+    records = real_records()
+    store = RecordStore(storage, "dev", "demo", workers=4)
+    manifest = Manifest()
+    write(store, manifest, records)
+    storage.puts.clear()
+    edited = copy.deepcopy(records)
+    for rec in edited[:3]:
+        rec["field_125"] = rec["field_125_raw"] = "edited"
+    stats = write(store, store.load_manifest("object_3"), edited)
+    assert (stats.written, stats.unchanged) == (3, 22)
+    record_puts = [k for k in storage.puts if "_state" not in k]
+    assert sorted(record_puts) == sorted(f"dev/demo/object_3/{r['id']}.json" for r in edited[:3])
+    manifest = store.load_manifest("object_3")
+    assert manifest.generation == 2
+    assert sorted(manifest.changed_since(1)) == sorted(r["id"] for r in edited[:3])
+
+
+def test_change_detection_ignores_object_etags(storage: CountingStorage) -> None:
+    """KMS-encrypted buckets return ETags that are not MD5s: only our own hashes decide."""
+    records = real_records()
+    store = RecordStore(storage, "dev", "demo", workers=4)
+    write(store, Manifest(), records)
+    manifest = store.load_manifest("object_3")
+    first = records[0]
+    assert manifest.records[first["id"]][0] == content_hash(serialize_record(first))
+    storage.puts.clear()
+    stats = write(store, manifest, records)
+    assert stats.written == 0 and [k for k in storage.puts if "_state" not in k] == []
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "", "5d7964422d7159001659b27a/x", "5D7964422D7159001659B27A", None])
+def test_bad_ids_are_refused_and_nothing_of_their_page_is_written(storage: CountingStorage, bad_id: Any) -> None:
+    records = real_records()[:5]
+    records[2] = {**records[2], "id": bad_id}
+    store = RecordStore(storage, "dev", "demo", workers=2)
+    with pytest.raises(RecordError) as err:
+        store.write_records("object_3", [records], Manifest(), 1, lambda r: None)
+    assert "app demo, container object_3, record" in str(err.value)
+    assert record_keys(storage) == []
+
+
+def test_full_refresh_deletes_exactly_what_knack_lost(storage: CountingStorage) -> None:
+    records = real_records()
+    store = RecordStore(storage, "dev", "demo", workers=4)
+    manifest = Manifest()
+    write(store, manifest, records)
+    remaining = records[4:]
+    manifest = store.load_manifest("object_3")
+    generation = new_generation(manifest)
+    stats = store.write_records("object_3", [remaining], manifest, generation, lambda r: None)
+    deleted = store.delete_missing("object_3", stats.seen_ids, manifest, generation)
+    assert sorted(deleted) == sorted(r["id"] for r in records[:4])
+    assert sorted(record_keys(storage)) == sorted(f"dev/demo/object_3/{r['id']}.json" for r in remaining)
+    assert sorted(manifest.deleted_since(1)) == sorted(deleted)
+
+
+def test_cursors_and_metadata_round_trip(storage: CountingStorage) -> None:
+    store = RecordStore(storage, "prod", "demo", workers=2)
+    assert store.read_cursor("object_3", "knack") is None
+    store.write_cursor("object_3", "knack", {"instant": "2024-03-01T10:00:00+00:00"})
+    assert store.read_cursor("object_3", "knack") == {"instant": "2024-03-01T10:00:00+00:00"}
+    meta = json.loads((FIXTURE / "metadata.json").read_text())
+    assert store.write_metadata(meta) is True
+    assert store.write_metadata(meta) is False
+    assert store.read_metadata() == meta
+    assert storage.get("prod/demo/metadata.json") is not None
+
+
+def test_lock_excludes_a_second_writer_and_expires(storage: CountingStorage) -> None:
+    store = RecordStore(storage, "dev", "demo", workers=2)
+    with store.lock("object_3", "run-a", "knack"):
+        with pytest.raises(StoreError, match=r"held by run run-a"), store.lock("object_3", "run-b", "knack"):
+            pass
+        with store.lock("object_3", "run-c", "socrata"):  # another role is independent
+            pass
+    with store.lock("object_3", "run-b", "knack"):  # released
+        pass
+    key = "dev/demo/_state/object_3/lock-knack.json"
+    storage.put(key, serialize_record({"owner": "dead", "acquired": "2020-01-01T00:00:00+00:00",
+                                       "expires": "2020-01-01T00:10:00+00:00"}))
+    with store.lock("object_3", "run-d", "knack", ttl=timedelta(minutes=1)):
+        assert json.loads(storage.get(key))["owner"] == "run-d"
+    assert storage.get(key) is None
+
+
+def test_unreachable_endpoint_and_missing_bucket_are_clear(moto_server: Any) -> None:
+    import boto3
+    from botocore.config import Config
+
+    dead = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                        aws_access_key_id="x", aws_secret_access_key="y",
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    with pytest.raises(StoreError, match="cannot reach the S3 endpoint"):
+        S3Storage(dead, "atd-knack-services").check()
+    with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist"):
+        S3Storage(moto_server.client(), "no-such-bucket").check()
