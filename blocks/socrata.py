@@ -37,5 +37,8 @@ class SocrataCredentials(Block):
         elif domain.startswith("https://"):
             domain = domain[len("https://"):]
         token = self.app_token.get_secret_value() if self.app_token else None
-        return Socrata(domain, token, username=self.username, password=self.password.get_secret_value(),
-                       session_adapter=adapter, timeout=self.timeout)
+        client = Socrata(domain, token, username=self.username, password=self.password.get_secret_value(),
+                         session_adapter=adapter, timeout=self.timeout)
+        if domain.startswith(("127.", "localhost")):
+            client.session.trust_env = False  # a proxy variable must not catch loopback calls
+        return client
