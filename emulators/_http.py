@@ -9,6 +9,7 @@ for ``python -m emulators ...``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -132,10 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = json_response({"error": f"emulator error: {type(exc).__name__}: {exc}"}, 500)
         if response.drop:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self.send_response(response.status)
         for name, value in response.headers.items():

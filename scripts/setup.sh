@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11+) and install the project; pass "dev" to add the test tools.
+# Create .venv (Python 3.11+) and install the project; pass "dev" (test tools) or "demo" as an extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "knack-services needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 extra=""
-[ "${1:-}" = "dev" ] && extra="[dev]"
+[ -n "${1:-}" ] && extra="[$1]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"

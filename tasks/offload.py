@@ -14,7 +14,9 @@ from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
 from tasks.store import RecordStore, WriteStats, new_generation
 
-SAFETY_LAG = timedelta(minutes=2)  # the cursor trails the fetch start: clocks and Knack's writes drift
+# The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
+# and clocks drift. Anything edited after the fetch began is stamped after the cursor, so fetched again.
+SAFETY_LAG = timedelta(minutes=2)
 
 
 @dataclass
@@ -96,7 +98,7 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
 
     new_cursor = None
     if may_advance:
-        new_cursor = (started - SAFETY_LAG).isoformat()
+        new_cursor = (started - SAFETY_LAG).replace(second=0, microsecond=0).isoformat()
         store.write_cursor(cfg.key, "knack", {"instant": new_cursor, "generation": manifest.generation})
     if deleted:
         log.info("%s/%s: deleted %d records no longer in Knack: %s", store.app, cfg.key, len(deleted),

@@ -9,14 +9,17 @@ the next run publishes the same records again; upserts keyed by record id make t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.context import open_store
+from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import StoreError
-from tasks.domain.formatting import ContainerSchema, container_schema, format_record
+from tasks.domain.formatting import ContainerSchema, container_schema, destination_names, format_record
 from tasks.domain.layout import Manifest
-from tasks.store import RecordStore
+from tasks.store import RecordStore, run_name
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,28 @@ def advance_cursor(store: RecordStore, container: str, plan: PublishPlan, counts
     """Record that the destination now holds everything up to ``plan.target``."""
     if plan.advance:
         store.write_cursor(container, plan.destination, {"generation": plan.target, **counts})
+
+
+@dataclass
+class PublishContext:
+    """Everything a publisher reads from the store before it talks to its destination."""
+
+    store: RecordStore
+    schema: ContainerSchema
+    names: dict[str, str]
+    manifest: Manifest
+    plan: PublishPlan
+
+
+@contextmanager
+def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, destination: str, *,
+               full: bool, since: datetime | None) -> Iterator[PublishContext]:
+    """Open the store, hold the destination's lock for the container, and plan the run."""
+    with open_store(env, app, settings) as store, \
+            store.lock(cfg.key, run_name(), destination, timedelta(seconds=settings.lock_ttl_seconds)):
+        _, schema = load_schema(store, cfg.key)
+        names = destination_names(schema, cfg.socrata_field_map)
+        manifest = store.load_manifest(cfg.key)
+        plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination,
+                            full=full, since=since)
+        yield PublishContext(store, schema, names, manifest, plan)

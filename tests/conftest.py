@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.socrata",
     "tests.fixtures.arcgis",
     "tests.fixtures.s3",
+    "tests.fixtures.pipeline",
 ]

@@ -191,14 +191,23 @@ class ArcGISEmulator:
         if request.path.startswith("/_admin/"):
             return
         try:
-            params = {k: ("***" if k in _SECRET_PARAMS else _cut(v)) for k, v in request.params().items()}
+            raw = request.params()
+            params = {k: ("***" if k in _SECRET_PARAMS else _cut(v)) for k, v in raw.items()}
         except (ValueError, UnicodeDecodeError):
-            params = {}
+            raw, params = {}, {}
+        sizes = {}
+        for key in ("adds", "updates", "features"):  # how many features an edit carried (values are cut)
+            if raw.get(key):
+                try:
+                    sizes[key] = len(json.loads(raw[key]))
+                except ValueError:
+                    sizes[key] = -1
         code = None
         if response.body.startswith(b'{"error"'):
             code = json.loads(response.body).get("error", {}).get("code")
         entry = {"time": time.time(), "method": request.method, "path": request.path, "params": params,
-                 "auth": request_token(request)[1], "status": response.status, "error_code": code}
+                 "auth": request_token(request)[1], "status": response.status, "error_code": code,
+                 "sizes": sizes}
         with self._lock:
             self._log.append(entry)
 

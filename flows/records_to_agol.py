@@ -1,0 +1,31 @@
+"""Publish a container from the store to ArcGIS Online: ``python flows/records_to_agol.py -a -c -e [-d] [--full]``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from prefect import flow
+
+from flows._cli import parser, run
+from tasks.domain.config import load_container
+from tasks.domain.knack import parse_since
+from tasks.publish_agol import publish_agol
+
+
+@flow(name="records-to-agol", flow_run_name="records-to-agol-{app}-{container}-{env}")
+def records_to_agol(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
+                       config_path: str | None = None) -> dict[str, Any]:
+    """Records changed in the store since the ArcGIS cursor (all with ``full``) → the layer or table."""
+    config, _, cfg = load_container(app, container, env, config_path)
+    return publish_agol(app, cfg, env, config.settings, full, parse_since(date) if date else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser("Publish a container's records from the store to its ArcGIS layer or table.").parse_args(argv)
+    return run(records_to_agol, {"app": args.app_name, "container": args.container, "env": args.env,
+                                    "date": args.date, "full": args.full, "config_path": args.config})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Publish a container from the store to Socrata: ``python flows/records_to_socrata.py -a -c -e [-d] [--full]``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from prefect import flow
+
+from flows._cli import parser, run
+from tasks.domain.config import load_container
+from tasks.domain.knack import parse_since
+from tasks.publish_socrata import publish_socrata
+
+
+@flow(name="records-to-socrata", flow_run_name="records-to-socrata-{app}-{container}-{env}")
+def records_to_socrata(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
+                       config_path: str | None = None) -> dict[str, Any]:
+    """Records changed in the store since the Socrata cursor (all with ``full``) → the dataset."""
+    config, _, cfg = load_container(app, container, env, config_path)
+    return publish_socrata(app, cfg, env, config.settings, full, parse_since(date) if date else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser("Publish a container's records from the store to its Socrata dataset.").parse_args(argv)
+    return run(records_to_socrata, {"app": args.app_name, "container": args.container, "env": args.env,
+                                    "date": args.date, "full": args.full, "config_path": args.config})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Fan-out: sync every configured container of an app (or of every app) with bounded concurrency.
+
+Locally the containers run as ``sync`` subflows in a few threads; with ``via_deployments`` each one
+becomes a run of its own ``sync`` deployment (``<app>-<container>-<env>``), so the work spreads over the
+pool's workers. Either way each app's Knack requests share one rate limit (a Prefect global
+concurrency limit ``knack-<app>`` when a server is configured).
+
+``python flows/sync_app.py -a <app> -e <env> [--full] [--via-deployments]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.deployments import run_deployment
+from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._cli import run
+from flows.sync import sync
+from tasks.domain.config import ENVS, check_env, load_config
+from tasks.domain.errors import KnackServicesError
+
+
+def deployment_name(app: str, container: str, env: str) -> str:
+    """The ``sync`` deployment of one container, as prefect.yaml names it."""
+    return f"sync/{app}-{container.replace('_', '-')}-{env}"
+
+
+@task(name="sync-container", cache_policy=NO_CACHE)
+def sync_container(app: str, container: str, env: str, full: bool, config_path: str | None) -> str:
+    """One container in this process, as a ``sync`` subflow."""
+    state = sync(app=app, container=container, env=env, full=full, config_path=config_path, return_state=True)
+    return state.type.value
+
+
+@task(name="run-container-deployment", cache_policy=NO_CACHE)
+def run_container_deployment(app: str, container: str, env: str, full: bool) -> str:
+    """One container as a run of its own deployment, waited for."""
+    flow_run = run_deployment(name=deployment_name(app, container, env),
+                              parameters={"app": app, "container": container, "env": env, "full": full},
+                              timeout=None)
+    return flow_run.state.type.value if flow_run.state else "UNKNOWN"
+
+
+@flow(name="sync-app", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def sync_app(app: str | None = None, env: str = "dev", full: bool = False, via_deployments: bool = False,
+             config_path: str | None = None) -> dict[str, str]:
+    """Every configured container of ``app`` (every app when None); fails if any container failed."""
+    check_env(env)
+    config = load_config(config_path)
+    apps = [config.app(app)] if app else list(config.apps.values())
+    jobs = [(a.name, key) for a in apps for key in a.containers]
+    get_run_logger().info("syncing %d containers of %s", len(jobs), ", ".join(a.name for a in apps))
+    if via_deployments:
+        futures = {job: run_container_deployment.submit(job[0], job[1], env, full) for job in jobs}
+    else:
+        futures = {job: sync_container.submit(job[0], job[1], env, full, config_path) for job in jobs}
+    results = {f"{a}/{c}": fut.result() for (a, c), fut in futures.items()}
+    failed = [name for name, state in results.items() if state != "COMPLETED"]
+    if failed:
+        raise KnackServicesError(f"{len(failed)} of {len(results)} containers failed: {', '.join(failed)}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Sync every configured container of an app (or of all apps).")
+    p.add_argument("-a", "--app-name", default=None, help="app name (default: every configured app)")
+    p.add_argument("-e", "--env", required=True, choices=ENVS)
+    p.add_argument("--full", action="store_true", help="full refresh of every container")
+    p.add_argument("--via-deployments", action="store_true",
+                   help="run each container as a run of its sync deployment (needs a Prefect server)")
+    p.add_argument("--config", default=None)
+    args = p.parse_args(argv)
+    return run(sync_app, {"app": args.app_name, "env": args.env, "full": args.full,
+                          "via_deployments": args.via_deployments, "config_path": args.config})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""The Knack HTTP client: metadata, concurrent paging under a rate limiter, retries, quota guard.
+
+Plain I/O, no Prefect decorators (``tasks/knack.py`` wraps it). Page 1 tells how many pages there
+are; the rest are fetched by a small thread pool, each request under the app's limiter, and
+yielded as they arrive, so memory holds at most about ``workers`` pages. Transient faults (429,
+5xx, timeouts, dropped connections) are retried; any other 4xx fails at once with Knack's message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from blocks.knack import KnackCredentials
+from tasks.domain.errors import KnackError, KnackQuotaError
+from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
+from tasks.ratelimit import RateLimiter
+
+MAX_ROWS_PER_PAGE = 1000
+_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class _Transient(Exception):
+    """A response worth retrying; ``wait_hint`` is the server's own "come back in" (429)."""
+
+    def __init__(self, status: int, message: str, wait_hint: float | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status, self.message, self.wait_hint = status, message, wait_hint
+
+
+@dataclass
+class KnackStats:
+    """What one client spent: for run summaries and the benchmark."""
+
+    requests: int = 0
+    pages: int = 0
+    records: int = 0
+    retries: int = 0
+    quota_remaining: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _knack_message(response: requests.Response) -> str:
+    """Knack's own error text (``{"errors": [{"message": ...}]}`` or plain text), kept short."""
+    try:
+        body = response.json()
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors:
+            return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)[:500]
+    except ValueError:
+        pass
+    return (response.text or response.reason or "").strip()[:500] or f"HTTP {response.status_code}"
+
+
+class KnackClient:
+    """Requests to one Knack app on behalf of ``app_name``; the API key never leaves ``creds``."""
+
+    def __init__(self, creds: KnackCredentials, app_name: str, *, limiter: RateLimiter, timeout: float = 30,
+                 max_attempts: int = 8, workers: int = 8, quota_floor: int = 0, backoff_initial: float = 0.5,
+                 backoff_max: float = 30.0, min_rate_limit_wait: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._creds = creds
+        self.app_name = app_name
+        self.limiter = limiter
+        self.timeout, self.max_attempts, self.workers = timeout, max(1, max_attempts), max(1, workers)
+        self.quota_floor = quota_floor
+        self._backoff = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
+        self._min_429_wait, self._clock = min_rate_limit_wait, clock
+        self.stats = KnackStats()
+        self._lock = threading.Lock()
+        self.api_url = creds.api_url.rstrip("/")
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.workers)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"KnackClient(app={self.app_name!r}, api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> KnackClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- public API ---------------------------------------------------------------------------------
+
+    def get_metadata(self) -> dict[str, Any]:
+        """The whole metadata body, ``{"application": {...}}`` (the route needs no key)."""
+        return self._get(f"/applications/{self._creds.app_id}", {}, None, auth=False)
+
+    def check_quota(self, pages_needed: int, container: str | None = None) -> None:
+        """Refuse a fetch that would take the daily quota below ``quota_floor`` (when it is known)."""
+        remaining = self.stats.quota_remaining
+        if remaining is not None and remaining - pages_needed < self.quota_floor:
+            raise KnackQuotaError(f"fetching needs about {pages_needed} requests but only {remaining} of the "
+                                  f"daily Knack quota remain and the configured floor is {self.quota_floor}",
+                                  app=self.app_name, container=container)
+
+    def iter_pages(self, container_key: str, scene_id: str | None = None, filters: dict | list | None = None,
+                   rows_per_page: int = MAX_ROWS_PER_PAGE) -> Iterator[list[dict[str, Any]]]:
+        """Every record of an object or view, one page at a time (completion order), each id once.
+
+        ``total_records`` is only an estimate and pages can come back short, so: pages 2..total_pages
+        are always requested, and if the last of them was full we keep going until an empty page.
+        """
+        route = container_route(container_key, scene_id)
+        rows = max(1, min(int(rows_per_page), MAX_ROWS_PER_PAGE))
+        base = {"rows_per_page": rows}
+        if filters:
+            base["filters"] = json.dumps(filters, separators=(",", ":"))
+        seen: set[str] = set()
+        abandon = threading.Event()  # set when the caller stops early or a page fails for good
+
+        def fetch(page: int) -> dict[str, Any]:
+            return self._get(route, {**base, "page": page}, container_key, abandon=abandon)
+
+        self.check_quota(1, container_key)
+        first = fetch(1)
+        total_pages = int(first.get("total_pages") or 0)
+        yield from self._fresh(first, seen)
+        last_full = len(first.get("records") or []) >= rows
+        if total_pages > 1:
+            self.check_quota(total_pages - 1, container_key)
+            last_full = yield from self._concurrent(fetch, range(2, total_pages + 1), seen, rows, abandon)
+        page = max(total_pages, 1)
+        while last_full:
+            page += 1
+            self.check_quota(1, container_key)
+            body = fetch(page)
+            yield from self._fresh(body, seen)
+            last_full = len(body.get("records") or []) > 0
+
+    def iter_records(self, container_key: str, since: datetime | None = None, modified_field: str | None = None,
+                     tz: tzinfo | str | None = None, *, scene_id: str | None = None,
+                     rows_per_page: int = MAX_ROWS_PER_PAGE) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records modified at or after ``since`` (all records when ``since`` is None).
+
+        Knack filters by whole local days, so the request asks for ``since``'s day onwards and the
+        precise instant of ``modified_field`` decides what is kept.
+        """
+        if since is None:
+            yield from self.iter_pages(container_key, scene_id, None, rows_per_page)
+            return
+        if not modified_field or tz is None:
+            raise KnackError("an incremental fetch needs the modified date field and the app timezone",
+                             app=self.app_name, container=container_key)
+        zone = resolve_timezone(tz) if isinstance(tz, str) else tz
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        for page in self.iter_pages(container_key, scene_id, since_filter(modified_field, since, zone),
+                                    rows_per_page):
+            kept = [r for r in page if (at := record_modified_at(r, modified_field, zone)) is not None
+                    and at >= since]
+            if kept:
+                yield kept
+
+    # --- paging internals ---------------------------------------------------------------------------
+
+    def _fresh(self, body: dict[str, Any], seen: set[str]) -> Iterator[list[dict[str, Any]]]:
+        records = body.get("records") or []
+        fresh = []
+        for record in records:
+            rid = record.get("id")
+            if rid not in seen:
+                seen.add(rid)
+                fresh.append(record)
+        with self._lock:
+            self.stats.pages += 1
+            self.stats.records += len(fresh)
+        if fresh:
+            yield fresh
+
+    def _concurrent(self, fetch: Callable[[int], dict[str, Any]], pages: range, seen: set[str], rows: int,
+                    abandon: threading.Event) -> Iterator[list[dict[str, Any]]]:
+        """Fetch ``pages`` with at most ``workers`` in flight; returns whether the last page was full."""
+        todo = iter(pages)
+        last_page, last_full = pages[-1], False
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"knack-{self.app_name}")
+        running: dict[Future[dict[str, Any]], int] = {}
+        try:
+            for page in todo:
+                running[pool.submit(fetch, page)] = page
+                if len(running) >= self.workers:
+                    break
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    page = running.pop(future)
+                    body = future.result()
+                    if page == last_page:
+                        last_full = len(body.get("records") or []) >= rows
+                    next_page = next(todo, None)
+                    if next_page is not None:
+                        running[pool.submit(fetch, next_page)] = next_page
+                    yield from self._fresh(body, seen)
+        except BaseException:  # a failed page, or the caller stopped reading
+            abandon.set()  # in-flight retries stop waiting; nothing new is sent
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return last_full
+
+    # --- one request, with retries -------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.status == 429:
+            return max(self._min_429_wait, exc.wait_hint or 0.0)
+        return self._backoff(state)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        with self._lock:
+            self.stats.retries += 1
+
+    def _get(self, route: str, params: dict[str, Any], container: str | None, *, auth: bool = True,
+             abandon: threading.Event | None = None) -> Any:
+        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait,
+                            retry=retry_if_exception(lambda e: isinstance(
+                                e, _Transient | requests.Timeout | requests.ConnectionError)),
+                            sleep=abandon.wait if abandon is not None else time.sleep,
+                            before_sleep=self._count_retry, reraise=True)
+        try:
+            return retrying(self._attempt, route, params, container, auth, abandon)
+        except _Transient as exc:
+            raise KnackError(f"Knack kept failing after {self.max_attempts} attempts: {exc}", app=self.app_name,
+                             container=container, url=route, status=exc.status) from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise KnackError(f"Knack unreachable after {self.max_attempts} attempts: {type(exc).__name__}",
+                             app=self.app_name, container=container, url=route) from None
+
+    def _attempt(self, route: str, params: dict[str, Any], container: str | None, auth: bool,
+                 abandon: threading.Event | None) -> Any:
+        if abandon is not None and abandon.is_set():
+            raise KnackError("fetch abandoned", app=self.app_name, container=container, url=route)
+        self.limiter.acquire()
+        with self._lock:
+            self.stats.requests += 1
+        response = self.session.get(self.api_url + route, params=params, timeout=self.timeout,
+                                    headers=self._creds.headers() if auth else None)
+        self._note_quota(response)
+        status = response.status_code
+        if status == 200:
+            try:
+                return response.json()
+            except ValueError:
+                raise _Transient(status, "response was not complete JSON") from None
+        message = _knack_message(response)
+        if status == 429 and response.headers.get("X-PlanLimit-Remaining") == "0":
+            raise KnackQuotaError(f"the daily Knack quota is exhausted: {message}", app=self.app_name,
+                                  container=container, url=route, status=status)
+        if status in _TRANSIENT or status >= 500:
+            raise _Transient(status, message, self._reset_wait(response) if status == 429 else None)
+        raise KnackError(f"Knack refused the request: HTTP {status}: {message}", app=self.app_name,
+                         container=container, url=route, status=status)
+
+    def _reset_wait(self, response: requests.Response) -> float | None:
+        reset = response.headers.get("X-RateLimit-Reset")
+        try:
+            return min(max(float(reset) - self._clock(), 0.0), 60.0) if reset else None
+        except ValueError:
+            return None
+
+    def _note_quota(self, response: requests.Response) -> None:
+        remaining = response.headers.get("X-PlanLimit-Remaining")
+        if remaining is not None and remaining.strip().lstrip("-").isdigit():
+            with self._lock:
+                self.stats.quota_remaining = int(remaining)
