@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--records", type=int, default=1000, help="records in the generated app (default 1000)")
     args.add_argument("--edits", type=int, default=5, help="records edited before the second run")
+    args.add_argument("--serve", action="store_true",
+                      help="keep the emulators running afterwards, to try the flows by hand (Ctrl-C stops)")
     opts = args.parse_args(argv)
 
     shutil.rmtree(DEMO / "store", ignore_errors=True)
@@ -113,10 +115,20 @@ def main(argv: list[str] | None = None) -> int:
                 where.append(f"Socrata {cfg.socrata_resource_id}: {len(socrata.rows(cfg.socrata_resource_id))} rows")
             if cfg.service_id:
                 where.append(f"ArcGIS {cfg.agol_kind}: {len(arcgis.features(cfg.service_id, cfg.layer_id))} features")
-            second = runs[key][-1]["store"]
-            say(f"  {key:9} " + ", ".join(where) +
-                f"; second run rewrote {second['written']} and skipped {second['unchanged']} unchanged")
+            first, second = runs[key][0]["store"], runs[key][-1]["store"]
+            say(f"  {key:9} " + ", ".join(where) + f"; the second run read {second['fetched']} of "
+                f"{first['fetched']} records from Knack and rewrote {second['written']}")
         say(f"Knack requests served: {knack.counters()['requests']}. Done in {time.monotonic() - started:.0f} s.")
+        if opts.serve:
+            say("")
+            say("The emulators keep running. In another shell, from this folder:")
+            say(f"  export PREFECT_HOME={os.environ['PREFECT_HOME']} "
+                f"KNACK_SERVICES_CONFIG={os.environ['KNACK_SERVICES_CONFIG']}")
+            say(f"  .venv/bin/python flows/sync.py -a {APP} -c object_1 -e {ENV}")
+            say(f"  curl -X POST {knack.url}/_admin/objects/object_1/edit-random -d '{{\"count\": 3}}'")
+            say("Ctrl-C here stops them.")
+            while True:
+                time.sleep(3600)
     return 0
 
 

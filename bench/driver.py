@@ -1,0 +1,98 @@
+"""One sync run in its own process, so its peak RSS is its own: ``python bench/driver.py --out F ...``.
+
+Runs the real ``sync`` flow (Prefect, its temporary API, the store, both publishers) and writes one
+JSON document to ``--out``: the flow's report, the Knack fetch as the client saw it (start of the first
+page request to the end of the last page response, from a timing wrapper around the client's request
+method: Prefect's start-up is not in it), and ``ru_maxrss`` of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+class FetchClock:
+    """(start, end) of every Knack record-page request the client makes (metadata excluded)."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.metadata = 0
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        from tasks.knack_client import KnackClient
+
+        original = KnackClient._get
+        clock = self
+
+        def timed(client: Any, route: str, *args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            try:
+                return original(client, route, *args, **kwargs)
+            finally:
+                end = time.monotonic()
+                with clock._lock:
+                    if route.startswith("/applications/"):
+                        clock.metadata += 1
+                    else:
+                        clock.spans.append((start, end))
+
+        KnackClient._get = timed  # type: ignore[method-assign]
+
+    def summary(self) -> dict[str, Any]:
+        if not self.spans:
+            return {"pages": 0, "seconds": 0.0, "metadata_requests": self.metadata}
+        first = min(s for s, _ in self.spans)
+        last = max(e for _, e in self.spans)
+        return {"pages": len(self.spans), "seconds": round(last - first, 3), "metadata_requests": self.metadata,
+                "first_page_seconds": round(min(self.spans)[1] - first, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--app", default="demo")
+    p.add_argument("--container", default="object_1")
+    p.add_argument("--env", default="dev")
+    p.add_argument("--config", required=True)
+    p.add_argument("--full", action="store_true")
+    args = p.parse_args(argv)
+
+    clock = FetchClock()
+    clock.install()
+    from flows.sync import sync
+
+    result: dict[str, Any] = {}
+    started = time.monotonic()
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # starts the temporary API now, outside the flow's time
+        client.api_healthcheck()
+    result["prefect_startup_seconds"] = round(time.monotonic() - started, 3)
+    started = time.monotonic()
+    try:
+        state = sync(app=args.app, container=args.container, env=args.env, full=args.full,
+                     config_path=args.config, return_state=True)
+        result["report"] = state.result() if state.is_completed() else None
+        if not state.is_completed():
+            result["error"] = state.message
+    except Exception as exc:  # reported, never hidden: the bench marks the phase failed
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    result["flow_wall_seconds"] = round(time.monotonic() - started, 3)
+    result["fetch"] = clock.summary()
+    result["maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    Path(args.out).write_text(json.dumps(result, default=str))
+    return 0 if "error" not in result else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Benchmark one container's sync end to end: ``python bench/run.py --records N [options]``.
+
+Starts (each in its own process, on loopback) the Knack emulator, moto's S3 server with a counting
+middleware, the Socrata and ArcGIS emulators; measures a reference boto3 uploader against the same
+S3 endpoint; then runs ``sync`` of ``demo/object_1`` three times, each in a fresh process:
+
+1. ``full``: first run (no cursor, cold metadata cache);
+2. ``incremental``: after K edits and D deletes in Knack;
+3. ``reconcile``: ``--full`` (sees the D deletes).
+
+Prints one JSON object (also written to ``--json``): per phase wall seconds, records/s, Knack
+requests and pages/s (emulator counters), T*/T, S3 PUTs/GETs (server side), Socrata rows and ArcGIS
+features sent (emulator logs), peak RSS of the sync process; plus the reference and the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import metrics  # noqa: E402
+from bench.services import (  # noqa: E402
+    AGOL_PASSWORD,
+    AGOL_USER,
+    PY,
+    ROOT,
+    SOCRATA_PASSWORD,
+    SOCRATA_USER,
+    arcgis_counts,
+    delete,
+    get,
+    post,
+    socrata_counts,
+    start,
+    start_prefect_server,
+)
+
+APP, CONTAINER, ENV, BUCKET, ROWS = "demo", "object_1", "dev", "bench-store", 1000
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--records", type=int, required=True, help="signals in the generated Knack app")
+    p.add_argument("--changed", type=int, default=10, help="records edited before the incremental run (K)")
+    p.add_argument("--deleted", type=int, default=5, help="records deleted before the incremental run (D)")
+    p.add_argument("--knack-latency-ms", type=float, default=0.0, help="base latency of a Knack page (L)")
+    p.add_argument("--per-record-ms", type=float, default=0.0, help="extra Knack latency per record (R)")
+    p.add_argument("--rate-limit", type=int, default=10, help="Knack requests per second (app limit)")
+    p.add_argument("--store-workers", type=int, default=16, help="store_workers in the config")
+    p.add_argument("--reference-workers", type=int, default=16, help="threads and connections of the reference")
+    p.add_argument("--phases", default="full,incremental,reconcile", help="comma-separated subset, in order")
+    p.add_argument("--prefect-server", action="store_true",
+                   help="run a local Prefect API server (the global-concurrency rate limiter is used)")
+    p.add_argument("--profile", metavar="DIR", help="py-spy (--gil) the full phase; write collapsed stacks here")
+    p.add_argument("--workdir", help="keep logs and state here (default: a temporary directory)")
+    p.add_argument("--json", dest="json_out", help="also write the result here")
+    return p.parse_args(argv)
+
+
+def write_inputs(work: Path, args: argparse.Namespace) -> tuple[Path, Any]:
+    """The bench config (demo app, object_1 only, S3 store) and the destination schemas."""
+    from emulators.knack import generate_app
+    from emulators.provision import agol_definition, socrata_schema
+    from tasks.domain.config import load_config
+
+    raw = yaml.safe_load((ROOT / "config" / "knack-services.yaml").read_text())
+    app = raw["apps"][APP]
+    app["rate_limit_per_second"] = args.rate_limit
+    app["containers"] = {CONTAINER: app["containers"][CONTAINER]}
+    raw.update({"bucket": BUCKET, "store": "s3", "store_workers": args.store_workers, "apps": {APP: app}})
+    config = work / "knack-services.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config(config).container(APP, CONTAINER)
+    metadata = generate_app(records=3, seed=1)["metadata"]  # identical for every N
+    (work / "socrata.json").write_text(json.dumps(socrata_schema(metadata, cfg)))
+    (work / "agol.json").write_text(json.dumps(agol_definition(metadata, cfg)))
+    return config, cfg
+
+
+def run_phase(name: str, args: argparse.Namespace, work: Path, env: dict[str, str], config: Path,
+              full: bool) -> dict[str, Any]:
+    """One sync in a fresh process (py-spy wraps it for the profiled phase)."""
+    out = work / f"{name}.driver.json"
+    argv = [PY, str(ROOT / "bench" / "driver.py"), "--out", str(out), "--config", str(config),
+            "--app", APP, "--container", CONTAINER, "--env", ENV] + (["--full"] if full else [])
+    if args.profile and name == "full":
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        argv = [str(Path(PY).with_name("py-spy")), "record", "--gil", "--rate", "200", "--format", "raw",
+                "--output", str(Path(args.profile) / f"full-{args.records}.txt"), "--"] + argv
+    started = time.monotonic()
+    with (work / f"{name}.driver.log").open("w") as log:
+        code = subprocess.run(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.monotonic() - started
+    result = json.loads(out.read_text()) if out.exists() else {"error": f"driver exited {code}, no output"}
+    result["process_wall_seconds"] = round(wall, 3)
+    return result
+
+
+def measure(name: str, args: argparse.Namespace, work: Path, env: dict[str, str], config: Path, urls: dict,
+            full: bool, ca: str, resource_id: str, cache: str) -> dict[str, Any]:
+    post(f"{urls['knack']}/_admin/counters/reset")
+    post(f"{urls['s3']}/_bench/reset")
+    post(f"{urls['socrata']}/_admin/reset-log")
+    delete(f"{urls['arcgis']}/_admin/requests", verify=ca)
+    driver = run_phase(name, args, work, env, config, full)
+    if driver.get("error"):
+        raise RuntimeError(f"phase {name} failed: {driver['error']} (see {work / (name + '.driver.log')})")
+    times = get(f"{urls['knack']}/_admin/request-times")
+    knack = metrics.knack_summary(get(f"{urls['knack']}/_admin/counters"), driver["fetch"], times["times"],
+                                  rate=args.rate_limit, rows_per_page=ROWS, base_ms=args.knack_latency_ms,
+                                  per_record_ms=args.per_record_ms, peak=times["peak_in_flight"])
+    report = driver["report"]
+    store = report["store"]
+    flow = driver["flow_wall_seconds"]
+    return {
+        "wall_seconds": round(flow, 3),
+        "process_wall_seconds": driver["process_wall_seconds"],
+        "prefect_startup_seconds": driver.get("prefect_startup_seconds"),
+        "store_seconds": store["seconds"],
+        "publish_seconds": {k: v.get("seconds") for k, v in report["published"].items()},
+        "records_fetched": store["fetched"], "records_written": store["written"],
+        "records_deleted": store["deleted"],
+        "records_per_second": round(store["fetched"] / flow, 1) if flow else None,
+        "store_records_per_second": round(store["fetched"] / store["seconds"], 1) if store["seconds"] else None,
+        "metadata_cache": cache,
+        "knack": knack,
+        "ceiling": metrics.ceiling(args.rate_limit, ROWS, store["fetched"]),
+        "s3": metrics.s3_summary(get(f"{urls['s3']}/_bench/counts")),
+        "socrata": socrata_counts(urls["socrata"], resource_id) | {"report": report["published"].get("socrata")},
+        "arcgis": arcgis_counts(urls["arcgis"], ca) | {"report": report["published"].get("agol")},
+        "peak_rss_mb": driver["maxrss_mb"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    phases = [p for p in args.phases.split(",") if p]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="knack-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    config, cfg = write_inputs(work, args)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "KNACK_"))}
+    base_env.update({"PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+                     "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    result: dict[str, Any] = {"params": {k: v for k, v in vars(args).items() if k not in ("json_out", "workdir")}}
+    with ExitStack() as stack:
+        knack = start(stack, "knack", [PY, str(ROOT / "bench" / "knack_host.py"), "--records", str(args.records),
+                                       "--rate-limit", str(args.rate_limit), "--latency-ms", str(args.knack_latency_ms),
+                                       "--per-record-ms", str(args.per_record_ms)], work)
+        s3 = start(stack, "s3", [PY, str(ROOT / "bench" / "s3_server.py")], work)
+        socrata = start(stack, "socrata", [PY, "-m", "emulators", "socrata", "--username", SOCRATA_USER,
+                                           "--password", SOCRATA_PASSWORD,
+                                           "--dataset", f"{cfg.socrata_resource_id}={work / 'socrata.json'}"], work)
+        arcgis = start(stack, "arcgis", [PY, "-m", "emulators", "arcgis", "--cert-dir", str(work / "certs"),
+                                         "--username", AGOL_USER, "--password", AGOL_PASSWORD,
+                                         "--layer", f"{cfg.service_id}/{cfg.layer_id}={work / 'agol.json'}"], work)
+        ca = arcgis.ready["ca_bundle"]
+        urls = {"knack": knack.ready["url"], "s3": s3.ready["url"], "socrata": socrata.ready["url"],
+                "arcgis": arcgis.ready["url"]}
+        env = base_env | {
+            "KNACK_APP_ID": knack.ready["app_id"], "KNACK_API_KEY": knack.ready["api_key"],
+            "KNACK_API_URL": knack.ready["api_url"], "SOCRATA_DOMAIN": urls["socrata"],
+            "SOCRATA_USERNAME": SOCRATA_USER, "SOCRATA_PASSWORD": SOCRATA_PASSWORD,
+            "AGOL_URL": arcgis.ready["portal_url"], "AGOL_USERNAME": AGOL_USER, "AGOL_PASSWORD": AGOL_PASSWORD,
+            "AGOL_CA_BUNDLE": ca, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": urls["s3"]}
+        if args.prefect_server:
+            env["PREFECT_API_URL"] = start_prefect_server(stack, work, env, _free_port())
+        result["params"]["limiter"] = "prefect" if args.prefect_server else "local"
+        result["params"]["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+
+        reference = _reference(work, urls, args)
+        result["reference"] = reference
+        import boto3
+
+        boto3.client("s3", endpoint_url=urls["s3"], region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+        result["phases"] = {}
+        cache = "cold"
+        for name in phases:
+            if name == "incremental":
+                _edit(urls["knack"], args, reference.pop("ids"))
+            result["phases"][name] = phase = measure(name, args, work, env, config, urls, name == "reconcile", ca,
+                                                     cfg.socrata_resource_id, cache)
+            cache = "warm"
+            if name == "full" and phase["s3"]["record_put_rate"]:
+                phase["store_vs_reference"] = round(phase["s3"]["record_put_rate"] / reference["server_put_rate"], 3)
+            else:
+                phase["store_vs_reference"] = None
+        reference.pop("ids", None)
+    result["knack_ceiling"] = metrics.ceiling(args.rate_limit, ROWS, args.records)
+    result["checks"] = metrics.checks(result, args.changed)
+    text = json.dumps(result, indent=1)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(text + "\n")
+    print(text)
+    print(f"work directory (logs, state): {work}", file=sys.stderr)
+    return 0
+
+
+def _reference(work: Path, urls: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """The plain uploader against the same endpoint, in its own bucket; plus the ids for the edits."""
+    records_url = f"{urls['knack']}/_admin/objects/{CONTAINER}/records"
+    post(f"{urls['s3']}/_bench/reset")
+    out = work / "reference.json"
+    subprocess.run([PY, str(ROOT / "bench" / "reference.py"), "--endpoint", urls["s3"], "--bucket", "bench-ref",
+                    "--records-url", records_url, "--workers", str(args.reference_workers), "--out", str(out)],
+                   cwd=ROOT, check=True)
+    result = json.loads(out.read_text())
+    counts = get(f"{urls['s3']}/_bench/counts")
+    puts, span = counts["counts"].get("put:other", 0), counts["span_seconds"].get("put:other", 0.0)
+    result["server_put_rate"] = round(puts / span, 1) if span else None
+    return result
+
+
+def _edit(knack_url: str, args: argparse.Namespace, ids: list[str]) -> None:
+    """K random edits and D deletes (of records not edited), through the emulator's admin routes."""
+    edited = set(post(f"{knack_url}/_admin/objects/{CONTAINER}/edit-random",
+                      {"count": args.changed, "seed": 5})["ids"]) if args.changed else set()
+    doomed = [rid for rid in ids[::max(1, len(ids) // max(args.deleted, 1))] if rid not in edited][:args.deleted]
+    for rid in doomed:
+        delete(f"{knack_url}/_admin/objects/{CONTAINER}/records/{rid}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

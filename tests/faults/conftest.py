@@ -1,0 +1,3 @@
+"""Fault suite fixtures: see ``tests/faults/fixtures.py``."""
+
+from tests.faults.fixtures import agol_secret, make_rig, secret_log  # noqa: F401

@@ -1,0 +1,241 @@
+"""A small wired pipeline for the fault and bad-input suites, with distinctive secrets everywhere.
+
+``build_rig`` wires a fresh generated Knack app, a Socrata emulator, the session's ArcGIS emulator and
+a fresh moto bucket reached through ``S3FaultProxy``, saves the ``dev`` blocks, and returns a ``Rig``
+with the checks every fault case ends with: store, Socrata and ArcGIS equal Knack, no duplicate ids,
+bodies and published values from the latest Knack version, and no secret anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.domain.agol import strip_html
+from tasks.domain.config import load_config
+from tests.faults.s3proxy import S3FaultProxy
+from tests.fixtures.pipeline import ROOT, Pipeline
+
+APP, ENV = "demo", "dev"
+# Distinctive values: a test fails if any of them shows up in a log, error, artifact or stored file.
+KNACK_API_KEY = "knackkey-Q7zX3v-SECRET-41f9"
+SOCRATA_USER = "socrata-key-id"
+SOCRATA_PASSWORD = "socpass-W2rT8m-SECRET-77ab"
+SOCRATA_APP_TOKEN = "soctoken-K4pL0n-SECRET-c3d1"
+AGOL_USER = "publisher"
+AGOL_PASSWORD = "agolpass-V9yH5j-SECRET-e8f2"
+AWS_SECRET = "awssecret-N6bC1x-SECRET-05de"
+SECRETS = (KNACK_API_KEY, SOCRATA_PASSWORD, SOCRATA_APP_TOKEN, AGOL_PASSWORD, AWS_SECRET)
+
+
+def find_secrets(text: str) -> list[str]:
+    """Every distinctive secret that occurs in ``text``."""
+    return [s for s in SECRETS if s in text]
+
+
+class LogCapture(logging.Handler):
+    """Every log record of the process, formatted with its traceback, for the secret sweep."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted must not break the run under test
+            self.lines.append(f"{record.levelname} {record.name} <unformattable {record.msg!r}>")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Rig(Pipeline):
+    """A wired pipeline plus the S3 proxy, the moto client behind it, and the convergence checks."""
+
+    proxy: S3FaultProxy | None = None
+    containers: tuple[str, ...] = ("object_1",)
+    log: LogCapture | None = None
+    texts: list[str] = field(default_factory=list)  # error messages and outputs seen, for the secret sweep
+
+    @property
+    def secrets(self) -> list[str]:
+        return list(SECRETS)
+
+    def run(self, container: str = "object_1", **kwargs: Any) -> Any:
+        """One in-process ``sync`` run; returns its final state (failed runs do not raise)."""
+        from flows.sync import sync
+
+        state = sync(app=self.app, container=container, env=self.env, config_path=str(self.config_path),
+                     return_state=True, **kwargs)
+        self.texts.append(str(state.message))
+        return state
+
+    def ok(self, container: str = "object_1", **kwargs: Any) -> dict[str, Any]:
+        """A run that must complete; returns its report."""
+        state = self.run(container, **kwargs)
+        assert state.is_completed(), f"run failed: {error_of(state)}"
+        return state.result()
+
+    # --- reads that bypass the proxy -------------------------------------------------------------
+    def key(self, container: str, name: str) -> str:
+        return f"{self.env}/{self.app}/_state/{container}/{name}.json"
+
+    def state_doc(self, container: str, name: str) -> dict[str, Any] | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=self.key(container, name))["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return json.loads(body)
+
+    def cursors(self, container: str = "object_1") -> dict[str, Any]:
+        return {name: self.state_doc(container, f"cursor-{name}") for name in ("knack", "socrata", "agol")}
+
+    def all_keys(self) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return keys
+
+    def stored_doc(self, container: str, record_id: str) -> dict[str, Any]:
+        key = f"{self.env}/{self.app}/{container}/{record_id}.json"
+        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def socrata_rows(self, container: str = "object_1") -> list[dict[str, Any]]:
+        return self.socrata.rows(self.container(container).socrata_resource_id)
+
+    def agol_features(self, container: str = "object_1") -> list[dict[str, Any]]:
+        cfg = self.container(container)
+        return self.arcgis.features(cfg.service_id, cfg.layer_id)
+
+    # --- the checks every case ends with ---------------------------------------------------------
+    def assert_converged(self, container: str = "object_1", object_key: str | None = None) -> None:
+        """Store, Socrata and ArcGIS hold exactly Knack's ids, once each, with Knack's latest values."""
+        cfg = self.container(container)
+        knack = {r["id"]: r for r in self.knack.records(object_key or container)}
+        stored = self.stored_ids(container)
+        assert_unique(stored, "store")
+        assert sorted(stored) == sorted(knack), _diff("store", stored, knack)
+        manifest = self.state_doc(container, "manifest")
+        assert manifest is not None and sorted(manifest["records"]) == sorted(knack), "manifest ≠ Knack"
+        if object_key is None:
+            for rid in stored:
+                assert self.stored_doc(container, rid) == knack[rid], f"stored body of {rid} is stale"
+        if cfg.socrata_resource_id:
+            rows = self.socrata_rows(container)
+            ids = [r["id"] for r in rows]
+            assert_unique(ids, "Socrata")
+            assert sorted(ids) == sorted(knack), _diff("Socrata", ids, knack)
+            if object_key is None and container == "object_1":
+                for row in rows:
+                    assert row.get("notes") == _notes(knack[row["id"]]), f"Socrata row {row['id']} is stale"
+        if cfg.service_id:
+            feats = self.agol_features(container)
+            ids = [f["attributes"][cfg.upsert_matching_field] for f in feats]
+            assert_unique(ids, "ArcGIS")
+            assert sorted(ids) == sorted(knack), _diff("ArcGIS", ids, knack)
+            if object_key is None and container == "object_1":
+                for feat in feats:
+                    rid = feat["attributes"]["id"]
+                    expected = strip_html(knack[rid]["field_4"]) if knack[rid]["field_4"] else None
+                    assert feat["attributes"].get("notes") == expected, f"ArcGIS feature {rid} is stale"
+        assert not self.locks(container), f"a lock was left behind: {self.locks(container)}"
+
+    def locks(self, container: str = "object_1") -> list[str]:
+        prefix = f"{self.env}/{self.app}/_state/{container}/lock-"
+        return [k for k in self.all_keys() if k.startswith(prefix)]
+
+    def assert_no_secrets(self, *extra: str) -> None:
+        """No secret in the captured logs, the errors seen, the artifacts or any stored object."""
+        texts = [*self.texts, *extra, self.log.text if self.log else ""]
+        for text in texts:
+            assert not find_secrets(text), f"a secret leaked: {find_secrets(text)} in {text[:300]!r}"
+        for key in self.all_keys():
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8", "replace")
+            assert not find_secrets(body), f"a secret is stored in {key}"
+        artifacts = read_artifacts()
+        assert not find_secrets(artifacts), "a secret is in a Prefect artifact"
+
+
+def _notes(record: dict[str, Any]) -> str | None:
+    return record["field_4"] or None
+
+
+def assert_unique(ids: Iterable[str], where: str) -> None:
+    dupes = [i for i, n in Counter(ids).items() if n > 1]
+    assert not dupes, f"duplicate ids in {where}: {dupes[:5]}"
+
+
+def _diff(where: str, got: Iterable[str], knack: Iterable[str]) -> str:
+    got_set, want = set(got), set(knack)
+    return f"{where} ≠ Knack: missing {sorted(want - got_set)[:5]}, extra {sorted(got_set - want)[:5]}"
+
+
+def error_of(state: Any) -> str:
+    """The exception message of a failed state (what the CLI prints)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return str(exc)
+    return str(state.message)
+
+
+def read_artifacts() -> str:
+    """Every artifact's data and description, as one text."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return "\n".join(f"{a.key} {a.description} {a.data}" for a in client.read_artifacts(limit=200))
+
+
+def write_rig_config(path: Path, bucket: str, containers: Iterable[str], settings: dict[str, Any],
+                     app_settings: dict[str, Any], overrides: dict[str, dict[str, Any]]) -> Path:
+    """The shipped demo app narrowed to ``containers``, with fresh dataset and item ids."""
+    raw = yaml.safe_load((ROOT / "config" / "knack-services.yaml").read_text())
+    app = raw["apps"][APP]
+    suffix = uuid.uuid4().hex[:4]
+    app["containers"] = {k: v for k, v in app["containers"].items() if k in containers}
+    for key, body in app["containers"].items():
+        if body.get("socrata_resource_id"):
+            body["socrata_resource_id"] = f"{body['socrata_resource_id'][:4]}-{suffix}"
+        if body.get("service_id"):
+            body["service_id"] = uuid.uuid4().hex
+        body.update(overrides.get(key, {}))
+    app.update(app_settings)
+    raw.update({"bucket": bucket, "store": "s3", **settings})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def provision(config_path: Path, knack_app: dict[str, Any], socrata: Any, arcgis: Any) -> None:
+    """Create the dataset and layer every configured container publishes to."""
+    from emulators.provision import agol_definition, socrata_schema
+
+    for cfg in load_config(config_path).app(APP).containers.values():
+        if cfg.socrata_resource_id:
+            socrata.create_dataset(cfg.socrata_resource_id, socrata_schema(knack_app["metadata"], cfg))
+        if cfg.service_id:
+            arcgis.create_layer(cfg.service_id, agol_definition(knack_app["metadata"], cfg), layer_id=cfg.layer_id)
+
+
+def save_blocks(knack: Any, socrata: Any, arcgis: Any) -> None:
+    """The ``dev`` credential blocks, aimed at the emulators, holding the distinctive secrets."""
+    from blocks import ArcGISCredentials, KnackCredentials, SocrataCredentials
+
+    KnackCredentials(app_id=knack.app_id, api_key=knack.api_key, api_url=knack.api_url).save(
+        f"knack-{APP}-{ENV}", overwrite=True)
+    SocrataCredentials(domain=socrata.url, username=SOCRATA_USER, password=SOCRATA_PASSWORD,
+                       app_token=SOCRATA_APP_TOKEN).save(f"socrata-{ENV}", overwrite=True)
+    ArcGISCredentials(url=arcgis.portal_url, username=AGOL_USER, password=AGOL_PASSWORD,
+                      ca_bundle=str(arcgis.ca_bundle)).save(f"agol-{ENV}", overwrite=True)
