@@ -22,10 +22,11 @@ import pytest
 import requests
 
 from emulators.knack import KnackEmulator, load_app_file
+from tests.fixtures import KNACKPY_TEST_APP
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No API key:UserWarning")]
 
-FIXTURE = Path("/work/shared/fixtures/knackpy-test-app")
+FIXTURE = KNACKPY_TEST_APP
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,10 +11,11 @@ import pytest
 from emulators.knack import generate_app
 from emulators.knack.dates import raw_date, render_date
 from emulators.knack.fields import RenderContext, render
+from tests.fixtures import KNACKPY_TEST_APP
 
 pytestmark = pytest.mark.unit
 
-FIXTURE = Path("/work/shared/fixtures/knackpy-test-app")
+FIXTURE = KNACKPY_TEST_APP
 CHICAGO = ZoneInfo("America/Chicago")
 DATE_KEYS = ["date", "date_formatted", "hours", "minutes", "am_pm", "unix_timestamp", "iso_timestamp",
              "timestamp", "time"]

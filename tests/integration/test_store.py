@@ -16,10 +16,11 @@ from tasks.domain.errors import RecordError, StoreError
 from tasks.domain.layout import Manifest, content_hash, serialize_record
 from tasks.storage import LocalStorage, S3Storage, Storage
 from tasks.store import RecordStore, new_generation
+from tests.fixtures import KNACKPY_TEST_APP
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = Path(__file__).resolve().parents[1] / "data" / "knackpy-test-app"
+FIXTURE = KNACKPY_TEST_APP
 
 
 def real_records() -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,12 +21,13 @@ from tasks.domain.socrata import (
     to_socrata_row,
     to_socrata_value,
 )
+from tests.fixtures import KNACKPY_TEST_APP
 
 pytestmark = pytest.mark.unit
 
 CHICAGO = ZoneInfo("America/Chicago")
 PUBLISHED = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
-FIXTURE_APP = Path("/work/shared/fixtures/knackpy-test-app")
+FIXTURE_APP = KNACKPY_TEST_APP
 SIGNAL_COLUMNS = {
     "id": "text", "signal_id": "number", "location_name": "text", "_id": "text", "lane_count": "number",
     "install_cost": "money", "priority_score": "number", "pedestrian_signal": "text", "status": "text",
