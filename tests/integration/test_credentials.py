@@ -65,3 +65,35 @@ def test_secrets_never_in_repr_str_or_logs(caplog: pytest.LogCaptureFixture) -> 
             assert SECRET not in block.model_dump_json()
     assert SECRET not in caplog.text
     assert "**********" in caplog.text
+
+
+def test_s3_store_from_block_then_environment_then_local(moto_server: object, s3_bucket: tuple,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_aws import AwsCredentials, S3Bucket
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    from tasks.credentials import s3_location
+
+    client, bucket = s3_bucket
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert s3_location("prod", "atd-knack-services", "auto") is None  # nothing configured: local store
+    assert s3_location("prod", "atd-knack-services", "local") is None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    from_env = s3_location("prod", "atd-knack-services", "auto")
+    assert from_env is not None and from_env.bucket == "atd-knack-services" and from_env.source == "environment"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+
+    creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SECRET, region_name="us-east-1",
+                           aws_client_parameters=AwsClientParameters(endpoint_url=moto_server.endpoint))
+    S3Bucket(bucket_name=bucket, credentials=creds).save("s3-prod", overwrite=True)
+    try:
+        location = s3_location("prod", "ignored-when-a-block-exists", "local")
+        assert location is not None and location.bucket == bucket and location.source == "block s3-prod"
+        s3 = location.client(max_pool_connections=8)
+        s3.put_object(Bucket=bucket, Key="probe.json", Body=b"{}")
+        assert client.get_object(Bucket=bucket, Key="probe.json")["Body"].read() == b"{}"
+        assert s3.meta.config.max_pool_connections == 8
+        assert SECRET not in repr(location)
+    finally:
+        S3Bucket.delete("s3-prod")
