@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["flow_wall_seconds"] = round(time.monotonic() - started, 3)
     result["fetch"] = clock.summary()
-    result["maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["maxrss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
     Path(args.out).write_text(json.dumps(result, default=str))
     return 0 if "error" not in result else 1
 

@@ -142,6 +142,7 @@ def measure(name: str, args: argparse.Namespace, work: Path, env: dict[str, str]
         "socrata": socrata_counts(urls["socrata"], resource_id) | {"report": report["published"].get("socrata")},
         "arcgis": arcgis_counts(urls["arcgis"], ca) | {"report": report["published"].get("agol")},
         "peak_rss_mb": driver["maxrss_mb"],
+        "sync_cpu_seconds": driver.get("cpu_seconds"),
     }
 
 
