@@ -14,7 +14,8 @@ from prefect.logging import get_run_logger
 from tasks.context import open_store
 from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings
-from tasks.domain.formatting import container_schema
+from tasks.domain.errors import ConfigError
+from tasks.domain.formatting import container_schema, destination_names
 from tasks.knack_client import KnackClient
 from tasks.offload import OffloadResult, offload_container
 from tasks.ratelimit import make_rate_limiter
@@ -93,16 +94,45 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
     return summary
 
 
+def check_container(metadata: dict[str, Any], app: str, cfg: ContainerConfig) -> None:
+    """The config against the app itself: the container, its modified date field, its location fields,
+    the field map and the derived column names. Checked before anything is written."""
+    where = f"{app}/{cfg.key}"
+    try:
+        schema = container_schema(metadata, cfg.key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}; fix the container key (or scene_id) in the config") from None
+    fields = {f.key: f for f in schema.fields}
+    dates = ", ".join(k for k, f in fields.items() if f.type == "date_time") or "none"
+    modified = fields.get(cfg.modified_date_field_id)
+    if modified is None or modified.type != "date_time":
+        what = "is not a field of it" if modified is None else f"is a {modified.type} field"
+        raise ConfigError(f"{where}: modified_date_field_id {cfg.modified_date_field_id} {what}; "
+                          f"its date fields: {dates}")
+    for key in cfg.location_fields:
+        if key not in fields or fields[key].type != "address":
+            addresses = ", ".join(k for k, f in fields.items() if f.type == "address") or "none"
+            raise ConfigError(f"{where}: location_fields entry {key} is not an address field of it; "
+                              f"its address fields: {addresses}")
+    unknown = sorted(set(cfg.socrata_field_map) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: socrata_field_map names {', '.join(unknown)}, not fields of it")
+    if cfg.destinations():
+        destination_names(schema, cfg.socrata_field_map)  # two fields on one column: ConfigError
+
+
 def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
             since: datetime | None, full: bool) -> dict[str, Any]:
-    """Metadata (cached) → store, records → store; on schema drift, refetch and restore the metadata.
+    """Metadata (cached), records → store, then the metadata → store; on schema drift the metadata is
+    fetched again before it is stored, so publishers never format records with stale fields.
 
-    Called from a flow: each step is a task of that flow run.
+    The metadata is stored only after the records, so a run refused by Knack (bad key, quota) or by
+    the config check writes nothing. Called from a flow: each step is a task of that flow run.
     """
     metadata = fetch_metadata(app, env)
-    store_metadata(app, env, settings, metadata)
+    check_container(metadata, app.name, cfg)
     summary = records_to_store(app, cfg, env, settings, metadata, since, full)
     if summary["unknown_fields"]:
-        fresh = fetch_metadata.with_options(refresh_cache=True)(app, env)
-        store_metadata(app, env, settings, fresh)
+        metadata = fetch_metadata.with_options(refresh_cache=True)(app, env)
+    store_metadata(app, env, settings, metadata)
     return summary

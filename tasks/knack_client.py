@@ -133,10 +133,11 @@ class KnackClient:
         self.check_quota(1, container_key)
         first = fetch(1)
         total_pages = int(first.get("total_pages") or 0)
+        if total_pages > 1:  # before page 1 is handed on: a refused fetch writes nothing
+            self.check_quota(total_pages - 1, container_key)
         yield from self._fresh(first, seen)
         last_full = len(first.get("records") or []) >= rows
         if total_pages > 1:
-            self.check_quota(total_pages - 1, container_key)
             last_full = yield from self._concurrent(fetch, range(2, total_pages + 1), seen, rows, abandon)
         page = max(total_pages, 1)
         while last_full:

@@ -56,10 +56,13 @@ def offload(storage: Any, emu: KnackEmulator, *, full: bool = False) -> Any:
     client = KnackClient(KnackCredentials(app_id=emu.app_id, api_key=emu.api_key, api_url=emu.api_url), "demo",
                          limiter=LocalRateLimiter(1000))
     metadata = client.get_metadata()
-    tz_pages = (lambda since: client.iter_records("object_1", since=since, modified_field="field_27",
-                                                  tz="Central Time (US & Canada)"))
+
+    def pages(since: datetime | None) -> Any:
+        return client.iter_records("object_1", since=since, modified_field="field_27",
+                                   tz="Central Time (US & Canada)")
+
     with RecordStore(storage, "dev", "demo", workers=4) as store:
-        return offload_container(store, tz_pages, CFG, metadata, since=None, full=full,
+        return offload_container(store, pages, CFG, metadata, since=None, full=full,
                                  started=utc_now(), log=LOG)
 
 
