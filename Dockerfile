@@ -21,6 +21,6 @@ COPY emulators ./emulators
 COPY config ./config
 RUN pip install --no-cache-dir .
 
-USER knack
+USER 10001
 ENV PREFECT_HOME=/home/knack/.prefect
 CMD ["python", "flows/sync.py", "--help"]

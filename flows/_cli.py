@@ -9,6 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from tasks.domain.config import ENVS
+from tasks.logs import send_to_prefect
+
+send_to_prefect()
 
 
 def parser(description: str, *, container: bool = True, date: bool = True) -> argparse.ArgumentParser:

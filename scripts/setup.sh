@@ -8,4 +8,6 @@ PYTHON=${PYTHON:-python3}
 extra=""
 [ -n "${1:-}" ] && extra="[$1]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
+# (pip's notes about this machine's optional local package mirrors are noise: filter them out)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
+  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
