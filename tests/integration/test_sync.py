@@ -103,3 +103,15 @@ def test_secrets_stay_out_of_the_store_and_the_report(pipeline: Pipeline) -> Non
         for item in page.get("Contents", []):
             body = p.s3.get_object(Bucket=p.bucket, Key=item["Key"])["Body"].read().decode()
             assert not [s for s in secrets if s in body], item["Key"]
+
+
+def test_fan_out_syncs_every_container_of_the_app(pipeline: Pipeline) -> None:
+    from flows.sync_app import deployment_name, sync_app
+
+    p = pipeline
+    results = sync_app(app=p.app, env=p.env, config_path=str(p.config_path))
+    assert results == {f"demo/{key}": "COMPLETED" for key in ("object_1", "view_1", "object_2", "object_3")}
+    assert p.stored_ids("object_2") == p.knack_ids("object_2")
+    assert p.agol_ids("object_3") == p.knack_ids("object_3")
+    assert p.socrata_ids("view_1") == p.stored_ids("view_1")
+    assert deployment_name("demo", "object_1", "dev") == "sync/demo-object-1-dev"  # as prefect.yaml names it
