@@ -1,21 +1,39 @@
-"""Open the record store for an app and environment: S3 when configured, else the local folder."""
+"""Open the record store for an app and environment: S3 when configured, else the local folder.
+
+A run opens the store in several tasks (metadata, records, each publisher); they share one S3 client
+per process (boto3 clients are thread-safe), so the connection pool is set up once per run.
+"""
 
 from __future__ import annotations
+
+import threading
+from typing import Any
 
 from tasks.credentials import s3_location
 from tasks.domain.config import Settings
 from tasks.storage import LocalStorage, S3Storage, Storage
 from tasks.store import RecordStore
 
+_CLIENTS: dict[tuple[str, str, str | None, int], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
+    """(client, bucket) for ``env``, the client made once per process and place; None for the local store."""
+    location = s3_location(env, settings.bucket, settings.store)
+    if location is None:
+        return None
+    key = (location.source, location.bucket, location.endpoint_url, settings.store_workers)
+    with _LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = location.client(max_pool_connections=settings.store_workers + 4)
+        return _CLIENTS[key], location.bucket
+
 
 def open_storage(env: str, settings: Settings) -> Storage:
     """The storage backend for ``env`` (checked: a missing bucket or dead endpoint fails here)."""
-    location = s3_location(env, settings.bucket, settings.store)
-    storage: Storage
-    if location is None:
-        storage = LocalStorage(settings.local_store)
-    else:
-        storage = S3Storage(location.client(max_pool_connections=settings.store_workers + 4), location.bucket)
+    s3 = _s3_client(env, settings)
+    storage: Storage = LocalStorage(settings.local_store) if s3 is None else S3Storage(*s3)
     storage.check()
     return storage
 

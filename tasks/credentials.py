@@ -81,16 +81,27 @@ class S3Location:
     bucket: str
     client_factory: Any  # callable(max_pool_connections) -> boto3 S3 client
     source: str          # "block s3-dev" or "environment": said in logs, never a secret
+    endpoint_url: str | None = None
 
     def client(self, max_pool_connections: int) -> Any:
         return self.client_factory(max_pool_connections)
+
+
+def s3_retries() -> dict[str, Any]:
+    """boto3's retry settings: 8 attempts, adaptive mode, unless the standard ``AWS_MAX_ATTEMPTS`` /
+    ``AWS_RETRY_MODE`` variables say otherwise (an explicit client config would otherwise ignore them)."""
+    attempts, mode = os.environ.get("AWS_MAX_ATTEMPTS", "8").strip(), os.environ.get("AWS_RETRY_MODE", "adaptive")
+    if not attempts.isdigit() or int(attempts) < 1 or mode not in ("legacy", "standard", "adaptive"):
+        raise CredentialsError(f"AWS_MAX_ATTEMPTS must be a whole number >= 1 and AWS_RETRY_MODE one of legacy, "
+                               f"standard, adaptive; got {attempts!r} and {mode!r}")
+    return {"max_attempts": int(attempts), "mode": mode}
 
 
 def _env_client(max_pool_connections: int) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(max_pool_connections=max_pool_connections, retries={"max_attempts": 8, "mode": "adaptive"},
+    config = Config(max_pool_connections=max_pool_connections, retries=s3_retries(),
                     connect_timeout=10, read_timeout=60)
     return boto3.session.Session().client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
                                           config=config)
@@ -112,14 +123,15 @@ def s3_location(env: str, bucket: str | None, store: str) -> S3Location | None:
             params = _block.credentials.aws_client_parameters
             override = params.get_params_override() if params else {}
             base = override.pop("config", None)
-            config = Config(max_pool_connections=pool, retries={"max_attempts": 8, "mode": "adaptive"},
-                            connect_timeout=10, read_timeout=60)
+            config = Config(max_pool_connections=pool, retries=s3_retries(), connect_timeout=10, read_timeout=60)
             config = base.merge(config) if base is not None else config
             return _block.credentials.get_boto3_session().client("s3", config=config, **override)
 
-        return S3Location(block.bucket_name, block_client, f"block s3-{env}")
+        params = block.credentials.aws_client_parameters
+        endpoint = getattr(params, "endpoint_url", None) if params else None
+        return S3Location(block.bucket_name, block_client, f"block s3-{env}", str(endpoint) if endpoint else None)
     if store == "local" or not bucket:
         return None
     if store == "s3" or any(os.environ.get(v) for v in (*AWS_ENV, "AWS_PROFILE")):
-        return S3Location(bucket, _env_client, "environment")
+        return S3Location(bucket, _env_client, "environment", os.environ.get("AWS_ENDPOINT_URL") or None)
     return None
