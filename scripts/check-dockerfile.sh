@@ -16,7 +16,8 @@ python3 -m venv "$work/.image-python"
 (
   cd "$work"
   export PATH="$work/.image-python/bin:$PATH"
-  grep -E '^RUN pip install' "$OLDPWD/Dockerfile" | sed 's/^RUN //' | while read -r step; do
+  # the same commands; pip may reuse this machine's wheel cache (only where the wheels come from differs)
+  grep -E '^RUN pip install' "$OLDPWD/Dockerfile" | sed 's/^RUN //; s/ --no-cache-dir//' | while read -r step; do
     echo "+ $step"
     bash -c "$step" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   done
