@@ -45,9 +45,9 @@ def test_environment_fallback_for_each_system(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SOCRATA_PASSWORD", SECRET)
     monkeypatch.setenv("AGOL_USERNAME", "pipeline")
     monkeypatch.setenv("AGOL_PASSWORD", SECRET)
-    soc = socrata_credentials("dev")
+    soc = socrata_credentials("prod")  # no socrata-prod / agol-prod blocks in the test database
     assert soc.domain == "http://127.0.0.1:9" and soc.password.get_secret_value() == SECRET
-    agol = agol_credentials("dev")
+    agol = agol_credentials("prod")
     assert agol.url == "https://www.arcgis.com" and agol.username == "pipeline"
 
 

@@ -144,7 +144,7 @@ def test_limiter_keeps_the_measured_rate_within_the_limit(knack_emulator: KnackE
     assert len(all_records(client.iter_pages("object_1", rows_per_page=8))) == 200
     times = sorted(knack_emulator.request_times())
     busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
-    assert len(times) == 26 and busiest <= 10
+    assert len(times) >= 26 and busiest <= 10  # 25 pages + the empty one (more if a loaded machine retried)
     assert "429" not in knack_emulator.counters()["by_status"]
 
 
