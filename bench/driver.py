@@ -9,6 +9,7 @@ method: Prefect's start-up is not in it), and ``ru_maxrss`` of this process.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import sys
@@ -18,6 +19,25 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+class GcClock:
+    """Seconds spent in the cyclic garbage collector, per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._start
+            self.count[info["generation"]] += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"seconds": [round(s, 2) for s in self.seconds], "collections": self.count}
 
 
 class FetchClock:
@@ -69,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     clock = FetchClock()
     clock.install()
+    gc_clock = GcClock()
+    gc.callbacks.append(gc_clock)
     from flows.sync import sync
 
     result: dict[str, Any] = {}
@@ -89,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["flow_wall_seconds"] = round(time.monotonic() - started, 3)
     result["fetch"] = clock.summary()
+    result["gc"] = gc_clock.summary()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["maxrss_mb"] = round(usage.ru_maxrss / 1024, 1)
     result["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
@@ -16,6 +17,8 @@ from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings
 from tasks.domain.errors import ConfigError
 from tasks.domain.formatting import container_schema, destination_names
+from tasks.domain.knack import unreadable_modified
+from tasks.domain.report import artifact_key
 from tasks.knack_client import KnackClient
 from tasks.offload import OffloadResult, offload_container
 from tasks.ratelimit import make_rate_limiter
@@ -29,6 +32,29 @@ def knack_client(app: AppConfig, env: str) -> KnackClient:
     return KnackClient(knack_credentials(app.name, env), app.name,
                        limiter=make_rate_limiter(app.name, app.rate_limit_per_second),
                        quota_floor=app.quota_floor)
+
+
+class Progress:
+    """A progress artifact and a log line with counts every ``PROGRESS_EVERY_S`` seconds of a fetch."""
+
+    def __init__(self, name: str, client: KnackClient, log: Any) -> None:
+        self.name, self.client, self.log = name, client, log
+        self.last = time.monotonic()
+        self.artifact_id = create_progress_artifact(
+            progress=0.0, key=artifact_key("fetch", name), description=f"records of {name} fetched from Knack")
+
+    def update(self, stats: WriteStats) -> None:
+        if time.monotonic() - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = time.monotonic()
+        expected = self.client.stats.expected_records or 0
+        percent = min(99.0, 100.0 * stats.fetched / expected) if expected else 0.0
+        update_progress_artifact(artifact_id=self.artifact_id, progress=percent)
+        self.log.info("%s: %d fetched (about %d expected), %d written, %d unchanged so far", self.name,
+                      stats.fetched, expected, stats.written, stats.unchanged)
+
+    def finish(self) -> None:
+        update_progress_artifact(artifact_id=self.artifact_id, progress=100.0)
 
 
 def _metadata_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -46,11 +72,28 @@ def fetch_metadata(app: AppConfig, env: str) -> dict[str, Any]:
     return metadata
 
 
+def renamed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """``object_1.field_4 'Notes' → 'Remarks'`` for every field whose label changed between two metadata."""
+    def labels(metadata: dict[str, Any] | None) -> dict[str, str]:
+        app = (metadata or {}).get("application", metadata or {})
+        return {f"{obj.get('key')}.{fld.get('key')}": str(fld.get("name"))
+                for obj in app.get("objects") or [] for fld in obj.get("fields") or []}
+
+    before, after = labels(old), labels(new)
+    return [f"{key} {before[key]!r} → {after[key]!r}" for key in sorted(before.keys() & after.keys())
+            if before[key] != after[key]]
+
+
 @task(name="store-metadata", cache_policy=NO_CACHE)
 def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[str, Any]) -> bool:
     """Write ``<env>/<app>/metadata.json`` when it changed; True if it was written."""
     with open_store(env, app.name, settings) as store:
+        renamed = renamed_fields(store.read_metadata(), metadata)
         changed = store.write_metadata(metadata)
+    if renamed:
+        get_run_logger().warning("fields of %s were renamed in Knack (%s): the column names derived from them "
+                                 "change; each destination republishes every row under the new names",
+                                 app.name, "; ".join(renamed[:20]))
     get_run_logger().info("metadata of %s %s in %s", app.name, "stored" if changed else "unchanged",
                           store.storage.description)
     return changed
@@ -65,28 +108,34 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
     client = knack_client(app, env)
     tz = container_schema(metadata, cfg.key).timezone
     started = utc_now()
-    last = [time.monotonic()]
+    progress = Progress(f"{app.name}/{cfg.key}", client, log)
 
-    def progress(stats: WriteStats) -> None:
-        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
-            last[0] = time.monotonic()
-            log.info("%s/%s: %d fetched, %d written, %d unchanged so far", app.name, cfg.key,
-                     stats.fetched, stats.written, stats.unchanged)
+    undated: dict[str, str] = {}  # record id → why its modified date cannot be read
 
     def pages(fetch_from: datetime | None) -> Any:
-        return client.iter_records(cfg.key, scene_id=cfg.scene_id, since=fetch_from,
-                                   modified_field=cfg.modified_date_field_id, tz=tz)
+        for page in client.iter_records(cfg.key, scene_id=cfg.scene_id, since=fetch_from,
+                                        modified_field=cfg.modified_date_field_id, tz=tz):
+            for record in page:
+                if (why := unreadable_modified(record, cfg.modified_date_field_id)) is not None:
+                    undated[str(record.get("id"))[:40]] = why
+            yield page
 
     with open_store(env, app.name, settings) as store, \
             store.lock(cfg.key, run_name(), "knack", timedelta(seconds=settings.lock_ttl_seconds)):
         result: OffloadResult = offload_container(store, pages, cfg, metadata, since=since, full=full,
-                                                  started=started, log=log, on_progress=progress)
+                                                  started=started, log=log, on_progress=progress.update)
+    progress.finish()
     summary = result.as_dict() | {"knack_requests": client.stats.requests,
                                   "quota_remaining": client.stats.quota_remaining,
                                   "store": store.storage.description}
     log.info("%s/%s: %d fetched, %d written, %d unchanged, %d deleted; %d Knack requests; cursor %s",
              app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
              client.stats.requests, result.cursor or "unchanged")
+    if undated:
+        shown = "; ".join(f"{rid}: {why}" for rid, why in list(undated.items())[:10])
+        log.warning("%s/%s: %d records have no readable modified date in %s (%s%s): they are stored as Knack "
+                    "sent them, but only full refreshes see their edits", app.name, cfg.key, len(undated),
+                    cfg.modified_date_field_id, shown, " ..." if len(undated) > 10 else "")
     if result.unknown_fields:
         log.warning("%s/%s: records carry fields the stored metadata does not know (%s): the app's "
                     "schema changed; metadata will be refetched", app.name, cfg.key,
@@ -118,7 +167,10 @@ def check_container(metadata: dict[str, Any], app: str, cfg: ContainerConfig) ->
     if unknown:
         raise ConfigError(f"{where}: socrata_field_map names {', '.join(unknown)}, not fields of it")
     if cfg.destinations():
-        destination_names(schema, cfg.socrata_field_map)  # two fields on one column: ConfigError
+        try:
+            destination_names(schema, cfg.socrata_field_map)
+        except ConfigError as exc:  # two fields on one column; the message starts with the container key
+            raise ConfigError(f"{app}/{exc}") from None
 
 
 def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -17,6 +22,70 @@ from tasks.store import RecordStore, WriteStats, new_generation
 # The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
 # and clocks drift. Anything edited after the fetch began is stamped after the cursor, so fetched again.
 SAFETY_LAG = timedelta(minutes=2)
+PAGES_IN_MEMORY = 4  # pages read ahead of the store and kept in memory; more wait in a temporary file
+
+
+def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_MEMORY
+               ) -> Iterator[list[dict[str, Any]]]:
+    """``pages`` in order, pulled by a thread as fast as they come, whatever the consumer's pace.
+
+    Knack is the rate-limited, quota-limited side: its pages are fetched at the pace the limit allows
+    even while the store is still writing earlier ones. The first ``in_memory`` waiting pages stay in
+    memory; later ones are pickled to an unlinked temporary file, so memory stays flat in N. An error
+    of the fetch is raised here, in order; when the consumer stops, the fetch is closed.
+    """
+    ready: deque[tuple[list[dict[str, Any]] | None, int, int]] = deque()  # (page, or its offset and size)
+    cond = threading.Condition()
+    state: dict[str, Any] = {"held": 0, "done": False, "error": None}
+    stop = threading.Event()
+
+    def produce(spool: int) -> None:
+        source = iter(pages)
+        end = 0
+        try:
+            for page in source:
+                if stop.is_set():
+                    break
+                with cond:
+                    keep = state["held"] < in_memory
+                if keep:
+                    item: tuple[list[dict[str, Any]] | None, int, int] = (page, 0, 0)
+                else:
+                    blob = pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)
+                    os.pwrite(spool, blob, end)
+                    item, end = (None, end, len(blob)), end + len(blob)
+                with cond:
+                    ready.append(item)
+                    state["held"] += int(keep)
+                    cond.notify()
+        except BaseException as exc:  # handed to the consumer, raised there
+            state["error"] = exc
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # stops the fetch's in-flight pages when the consumer gave up
+            with cond:
+                state["done"] = True
+                cond.notify()
+
+    with tempfile.TemporaryFile(prefix="knack-pages-") as spool:
+        thread = threading.Thread(target=produce, args=(spool.fileno(),), name="knack-read-ahead", daemon=True)
+        thread.start()
+        try:
+            while True:
+                with cond:
+                    while not ready and not state["done"]:
+                        cond.wait()
+                    if not ready:
+                        break
+                    page, offset, size = ready.popleft()
+                    state["held"] -= int(page is not None)
+                yield page if page is not None else pickle.loads(os.pread(spool.fileno(), size, offset))
+            if state["error"] is not None:
+                raise state["error"]
+        finally:
+            stop.set()
+            thread.join()
 
 
 @dataclass
@@ -84,7 +153,7 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
 
     generation = new_generation(manifest)
     unknown: set[str] = set()
-    pages = _watch_fields(fetch_pages(fetch_from), {f.key for f in schema.fields}, unknown)
+    pages = _watch_fields(read_ahead(fetch_pages(fetch_from)), {f.key for f in schema.fields}, unknown)
 
     def modified_of(record: dict[str, Any]) -> str | None:
         instant = record_modified_at(record, cfg.modified_date_field_id, schema.timezone)

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from prefect.logging import get_run_logger
 
 from tasks.context import open_store
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import StoreError
-from tasks.domain.formatting import ContainerSchema, container_schema, destination_names, format_record
+from tasks.domain.formatting import (
+    ContainerSchema,
+    container_schema,
+    destination_names,
+    format_record,
+    format_value,
+)
 from tasks.domain.layout import Manifest
 from tasks.store import RecordStore, run_name
 
@@ -33,29 +41,45 @@ class PublishPlan:
     changed: list[str]        # ids to upsert
     deleted: list[str]        # ids to delete downstream (on a full refresh: filled in by the publisher)
     advance: bool             # may the cursor move when the run succeeds
+    columns: Mapping[str, str] = field(default_factory=dict)  # field key → column, recorded in the cursor
+    remapped: list[str] = field(default_factory=list)         # columns whose field changed since the cursor
 
     def summary(self) -> str:
         mode = "full refresh" if self.full else "incremental"
+        again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
         return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
-                f"{len(self.changed)} to upsert, {len(self.deleted)} to delete")
+                f"{len(self.changed)} to upsert, {len(self.deleted)} to delete{again}")
+
+
+def remapped_columns(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """``field_4: notes → remarks`` for each field whose column changed (or that appeared or went)."""
+    return [f"{key}: {before.get(key, '-')} → {after.get(key, '-')}" for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key)]
 
 
 def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, destination: str, *,
-                 full: bool, since: datetime | None = None) -> PublishPlan:
+                 full: bool, since: datetime | None = None, columns: Mapping[str, str] | None = None
+                 ) -> PublishPlan:
     """Changed and deleted ids since the destination's cursor (everything on a full refresh or first run).
 
     ``since`` narrows the upserts to records whose Knack modified instant is at or after it; such a
-    run does not move the cursor (it may have left earlier changes out).
+    run does not move the cursor (it may have left earlier changes out). When the field → column
+    mapping (``columns``) differs from the one the cursor recorded (a field renamed in Knack), every
+    row is upserted again: an incremental run would leave a column holding one field in old rows and
+    another in new ones.
     """
     cursor = int(cursor_doc["generation"]) if cursor_doc else 0
     full = full or cursor_doc is None
-    changed = manifest.changed_since(0 if full else cursor)
-    if since is not None:
+    columns = dict(columns or {})
+    recorded = (cursor_doc or {}).get("columns")
+    remapped = remapped_columns(recorded, columns) if isinstance(recorded, dict) and columns and not full else []
+    changed = manifest.changed_since(0 if full or remapped else cursor)
+    if since is not None and not remapped:
         changed = [rid for rid in changed
                    if (modified := manifest.records[rid][1]) is None or datetime.fromisoformat(modified) >= since]
     deleted = [] if full else manifest.deleted_since(cursor)
     return PublishPlan(destination, full, cursor, manifest.generation, sorted(changed), sorted(deleted),
-                       advance=since is None)
+                       advance=since is None, columns=columns, remapped=remapped)
 
 
 def load_schema(store: RecordStore, container: str) -> tuple[dict[str, Any], ContainerSchema]:
@@ -68,16 +92,42 @@ def load_schema(store: RecordStore, container: str) -> tuple[dict[str, Any], Con
 
 
 def formatted_batches(store: RecordStore, container: str, ids: list[str], schema: ContainerSchema,
-                      batch: int) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """(record id, formatted values) in batches, read with concurrent GETs."""
+                      batch: int, unfit: list[tuple[str, str]] | None = None
+                      ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(record id, formatted values) in batches, read with concurrent GETs.
+
+    A record with a value that cannot be read (a malformed date) is left out and noted in ``unfit``
+    as (id, "field_N: why"), so the others still publish; without ``unfit`` it raises ValueError.
+    """
     for docs in store.read_records(container, ids, batch=batch):
-        yield [(doc["id"], format_record(doc, schema)) for doc in docs]
+        rows = []
+        for doc in docs:
+            try:
+                rows.append((doc["id"], format_record(doc, schema)))
+            except (ValueError, TypeError, KeyError) as exc:
+                why = _unreadable_fields(doc, schema) or str(exc)
+                if unfit is None:
+                    raise ValueError(f"record {doc.get('id')}: {why}") from None
+                unfit.append((str(doc.get("id")), why))
+        yield rows
+
+
+def _unreadable_fields(doc: Mapping[str, Any], schema: ContainerSchema) -> str:
+    """Which fields of ``doc`` cannot be formatted, and why."""
+    problems = []
+    for fld in schema.fields:
+        try:
+            format_value(fld, doc.get(fld.key), doc.get(f"{fld.key}_raw"), schema.timezone)
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(f"{fld.key} ({fld.label}): {exc}")
+    return "; ".join(problems)
 
 
 def advance_cursor(store: RecordStore, container: str, plan: PublishPlan, counts: Mapping[str, int]) -> None:
     """Record that the destination now holds everything up to ``plan.target``."""
     if plan.advance:
-        store.write_cursor(container, plan.destination, {"generation": plan.target, **counts})
+        store.write_cursor(container, plan.destination, {"generation": plan.target, **counts,
+                                                         "columns": dict(plan.columns)})
 
 
 @dataclass
@@ -101,5 +151,9 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
         names = destination_names(schema, cfg.socrata_field_map)
         manifest = store.load_manifest(cfg.key)
         plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination,
-                            full=full, since=since)
+                            full=full, since=since, columns=names)
+        if plan.remapped:
+            get_run_logger().warning("%s/%s → %s: the columns changed since the last publish (%s): every row "
+                                     "is published again, so no column mixes two fields", app, cfg.key,
+                                     destination, "; ".join(plan.remapped))
         yield PublishContext(store, schema, names, manifest, plan)

@@ -15,7 +15,7 @@ from tasks.agol import delete_ids, list_ids, open_target, upsert_features
 from tasks.credentials import agol_credentials
 from tasks.domain.agol import dropped_fields, to_agol_feature
 from tasks.domain.config import ContainerConfig, Settings
-from tasks.domain.errors import AgolEditFailed, ConfigError
+from tasks.domain.errors import AgolEditFailed, ConfigError, UnpublishableRecords
 from tasks.publish import advance_cursor, formatted_batches, publishing
 
 
@@ -37,9 +37,11 @@ def publish_agol(app: str, cfg: ContainerConfig, env: str, settings: Settings, f
         if dropped:
             log.info("ArcGIS %s has no editable field for %s: not published", target.name, ", ".join(dropped))
         unfit: list[AgolEditFailed] = []
+        unreadable: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
 
         def features() -> Iterator[dict[str, Any]]:
-            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, settings.agol_chunk_size):
+            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, settings.agol_chunk_size,
+                                           unreadable):
                 for record_id, values in batch:
                     try:
                         yield to_agol_feature(record_id, values, ctx.names, target.info.fields,
@@ -50,13 +52,16 @@ def publish_agol(app: str, cfg: ContainerConfig, env: str, settings: Settings, f
                         unfit.append(exc)
 
         counts = upsert_features(target, features(), match_field=match, chunk_size=settings.agol_chunk_size)
-        if unfit:
-            raise AgolEditFailed(target.name, [i for exc in unfit for i in exc.ids],
-                                 "; ".join(str(exc) for exc in unfit[:5]))
         doomed = plan.deleted
         if plan.full:
             doomed = sorted(set(list_ids(target, match)) - set(ctx.manifest.records))
         deleted = delete_ids(target, doomed, match, settings.agol_chunk_size) if doomed else 0
+        if unreadable:  # the rest is published and deleted; the cursor stays until these are fixed
+            raise UnpublishableRecords(f"ArcGIS layer {target.name}", unreadable +
+                                       [(i, str(exc)) for exc in unfit for i in exc.ids])
+        if unfit:
+            raise AgolEditFailed(target.name, [i for exc in unfit for i in exc.ids],
+                                 "; ".join(str(exc) for exc in unfit[:5]))
         result = {"mode": "full" if plan.full else "incremental", "read": len(plan.changed),
                   "upserted": counts["features"], "added": counts["added"], "updated": counts["updated"],
                   "deleted": len(doomed), "features_deleted": deleted, "generation": plan.target,

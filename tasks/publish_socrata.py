@@ -13,7 +13,7 @@ from prefect.logging import get_run_logger
 
 from tasks.credentials import socrata_credentials
 from tasks.domain.config import ContainerConfig, Settings
-from tasks.domain.errors import ConfigError
+from tasks.domain.errors import ConfigError, UnpublishableRecords
 from tasks.domain.socrata import dropped_columns, to_socrata_row
 from tasks.publish import advance_cursor, formatted_batches, publishing
 from tasks.socrata import delete_rows, fetch_schema, list_row_ids, upsert_rows
@@ -46,9 +46,11 @@ def publish_socrata(app: str, cfg: ContainerConfig, env: str, settings: Settings
         if dropped:
             log.info("Socrata %s has no column for %s: not published", resource_id, ", ".join(dropped))
         published_at = utc_now()
+        unfit: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
 
         def rows() -> Iterator[dict[str, Any]]:
-            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, settings.socrata_chunk_size):
+            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, settings.socrata_chunk_size,
+                                           unfit):
                 for record_id, values in batch:
                     yield to_socrata_row(record_id, values, ctx.names, schema, location_fields=cfg.location_fields,
                                          app_tz=ctx.schema.timezone, published_at=published_at,
@@ -60,6 +62,8 @@ def publish_socrata(app: str, cfg: ContainerConfig, env: str, settings: Settings
             doomed = sorted(list_row_ids(client, resource_id) - set(ctx.manifest.records))
         if doomed:
             delete_rows(client, resource_id, doomed, settings.socrata_chunk_size)
+        if unfit:
+            raise UnpublishableRecords(f"Socrata dataset {resource_id}", unfit)
         result = {"mode": "full" if plan.full else "incremental", "read": len(plan.changed),
                   "upserted": upserted.get("rows", 0), "created": upserted.get("created", 0),
                   "updated": upserted.get("updated", 0), "deleted": len(doomed),

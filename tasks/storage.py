@@ -40,7 +40,7 @@ class S3Storage:
         self.description = f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
 
     def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", type(exc).__name__)
         hint = " (does the bucket exist?)" if code == "NoSuchBucket" else ""
         return StoreError(f"{action} {self.description}/{key} failed: {code}{hint}")
 

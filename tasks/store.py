@@ -134,14 +134,21 @@ class RecordStore:
 
         beat = threading.Thread(target=heartbeat, name=f"lock-{name}", daemon=True)
         beat.start()
-        try:
-            yield
-        finally:
+
+        def release() -> None:
             stop.set()
             beat.join()
             current = self.storage.get(key)
             if current and json.loads(current).get("owner") == owner:
                 self.storage.delete(key)
+
+        try:
+            yield
+        except BaseException:
+            with suppress(StoreError):  # the store is failing: the run's own error says why; the lock expires
+                release()
+            raise
+        release()
 
     # -- writes ---------------------------------------------------------------------------------
     def write_records(self, container: str, pages: Iterable[list[dict[str, Any]]], manifest: Manifest,
@@ -215,14 +222,31 @@ class RecordStore:
     # -- reads ----------------------------------------------------------------------------------
     def read_records(self, container: str, ids: Iterable[str], batch: int = 500
                      ) -> Iterator[list[dict[str, Any]]]:
-        """The stored documents of ``ids``, in batches, read with concurrent GETs."""
-        def get(rid: str) -> dict[str, Any] | None:
-            body = self.storage.get(record_key(self.env, self.app, container, rid))
-            return json.loads(body) if body else None
+        """The stored documents of ``ids``, in batches, read with concurrent GETs.
 
-        for chunk in chunked(ids, batch):
-            docs = [doc for doc in self._pool.map(get, chunk) if doc is not None]
-            yield docs
+        The next batch is read while the caller works on this one (formats it, sends it), so the
+        store and the destination are busy at the same time; at most two batches are held.
+        """
+        def get(rids: list[str]) -> list[dict[str, Any]]:
+            bodies = (self.storage.get(record_key(self.env, self.app, container, rid)) for rid in rids)
+            return [json.loads(body) for body in bodies if body]
+
+        def submit(chunk: list[str]) -> list[Future[list[dict[str, Any]]]]:
+            # a few tasks per worker, not one per id: thousands of futures cost more than the GETs' CPU
+            size = max(1, -(-len(chunk) // (4 * self.workers)))
+            return [self._pool.submit(get, group) for group in chunked(chunk, size)]
+
+        chunks = chunked(ids, batch)
+        current = submit(next(chunks, []))
+        upcoming: list[Future[list[dict[str, Any]]]] = []
+        try:
+            while current:
+                upcoming = submit(next(chunks, []))
+                yield [doc for fut in current for doc in fut.result()]
+                current = upcoming
+        finally:
+            for fut in (*current, *upcoming):
+                fut.cancel()
 
 
 def new_generation(manifest: Manifest) -> int:

@@ -27,6 +27,7 @@ _SCENE = re.compile(r"^scene_\d+$")
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RESOURCE = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
 _SOCRATA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_LAYER_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_field_key(value: str, what: str) -> str:
@@ -86,8 +87,24 @@ class ContainerConfig(BaseModel):
     def _field_map(cls, value: dict[str, str]) -> dict[str, str]:
         for field, name in value.items():
             _check_field_key(field, "socrata_field_map key")
-            if not _SOCRATA_NAME.match(name):
+            if not isinstance(name, str) or not _SOCRATA_NAME.match(name):
                 raise ValueError(f"socrata_field_map[{field}] must be a lower-case column name, got {name!r}")
+            if name == "id":
+                raise ValueError(f"socrata_field_map[{field}] cannot be 'id': that column holds the Knack record id")
+        return value
+
+    @field_validator("append_timestamp_column")
+    @classmethod
+    def _timestamp_column(cls, value: str | None) -> str | None:
+        if value is not None and (not _SOCRATA_NAME.match(value) or value == "id"):
+            raise ValueError(f"append_timestamp_column must be a lower-case column name other than id, got {value!r}")
+        return value
+
+    @field_validator("upsert_matching_field")
+    @classmethod
+    def _matching_field(cls, value: str) -> str:
+        if not _LAYER_FIELD.match(value):
+            raise ValueError(f"upsert_matching_field must be an ArcGIS field name (letters, digits, _), got {value!r}")
         return value
 
     @field_validator("socrata_resource_id")
@@ -214,6 +231,21 @@ def parse_config(raw: Any, path: str) -> Config:
     return Config(path=path, settings=settings, apps=apps)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key repeated in one mapping: plain YAML keeps the last one, so a
+    container pasted twice would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Where the config is: ``explicit``, else $KNACK_SERVICES_CONFIG, else config/knack-services.yaml."""
     if explicit:
@@ -234,7 +266,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror} "
                           f"(set --config or ${CONFIG_ENV_VAR})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(raw, str(path))

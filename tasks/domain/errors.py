@@ -73,3 +73,16 @@ class AgolEditFailed(AgolError):
         self.layer = layer
         self.ids = list(ids)
         super().__init__(f"ArcGIS layer {layer} refused features [{_ids_preview(self.ids)}]: {detail}")
+
+
+class UnpublishableRecords(KnackServicesError):
+    """Some stored records cannot be turned into rows or features (an unreadable value); the rest was
+    published, and the destination's cursor stays put until they are fixed in Knack."""
+
+    def __init__(self, destination: str, failures: Iterable[tuple[str, str]]) -> None:
+        self.failures = list(failures)
+        self.ids = [rid for rid, _ in self.failures]
+        shown = "; ".join(f"{rid}: {why}" for rid, why in self.failures[:5])
+        more = f" (+{len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        super().__init__(f"{destination}: {len(self.ids)} records cannot be published and were left out "
+                         f"[{_ids_preview(self.ids)}]: {shown}{more}; fix them in Knack and run again")

@@ -170,20 +170,43 @@ def localize(wall: datetime, tz: tzinfo) -> datetime:
 
 
 def knack_instant(raw_date: dict[str, Any], tz: tzinfo) -> datetime:
-    """The true aware-UTC instant of a Knack date value (``field_N_raw``, or its ``to`` part)."""
+    """The true aware-UTC instant of a Knack date value (``field_N_raw``, or its ``to`` part).
+
+    ValueError, quoting the value (cut short), when it is not one: no or a non-numeric
+    ``unix_timestamp``, or one out of any calendar's range.
+    """
     try:
         unix_ms = raw_date["unix_timestamp"]
     except (KeyError, TypeError):
-        raise ValueError(f"not a Knack date value (no unix_timestamp): {raw_date!r}") from None
-    return localize(local_wall_time(unix_ms), tz).astimezone(UTC)
+        raise ValueError(f"not a Knack date value (no unix_timestamp): {str(raw_date)[:80]}") from None
+    try:
+        return localize(local_wall_time(unix_ms), tz).astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"not a Knack date value (unix_timestamp {str(unix_ms)[:40]!r})") from None
 
 
 def record_modified_at(record: dict[str, Any], field_key: str, tz: tzinfo) -> datetime | None:
-    """When ``record`` was last modified according to ``field_key``; None if the field is empty."""
+    """When ``record`` was last modified according to ``field_key``; None if the field is empty or its
+    value unreadable (the record is still stored as Knack sent it; ``unreadable_modified`` says which)."""
     raw = record.get(f"{field_key}_raw")
     if not isinstance(raw, dict) or raw.get("unix_timestamp") in (None, ""):
         return None
-    return knack_instant(raw, tz)
+    try:
+        return knack_instant(raw, tz)
+    except ValueError:
+        return None
+
+
+def unreadable_modified(record: dict[str, Any], field_key: str) -> str | None:
+    """Why ``record``'s modified date cannot be read ("empty", or the bad value), None when it can."""
+    raw = record.get(f"{field_key}_raw")
+    if not isinstance(raw, dict) or raw.get("unix_timestamp") in (None, ""):
+        return "empty"
+    try:
+        knack_instant(raw, UTC)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def knack_date(day: date) -> str:

@@ -1,3 +1,3 @@
 """Bad-input suite fixtures: see ``tests/faults/fixtures.py``."""
 
-from tests.faults.fixtures import agol_secret, make_rig, secret_log  # noqa: F401
+from tests.faults.fixtures import agol_secret, make_rig, module_rig_factory, secret_log  # noqa: F401

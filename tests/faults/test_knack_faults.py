@@ -33,23 +33,23 @@ def short_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
 
 
 def test_thirty_percent_5xx(make_rig) -> None:
-    rig: Rig = make_rig(records=100, page_rows=10)
+    rig: Rig = make_rig(records=60, page_rows=5)
     rig.knack.set_faults(error_rate=0.3, error_status=503, seed=5)
     rig.ok()
     rig.knack.edit_random("object_1", 9, seed=2)
     report = rig.ok()
     assert report["store"]["written"] == 9
-    assert rig.knack.counters()["by_status"].get("503", 0) >= 3  # the faults really happened
+    assert rig.knack.counters()["by_status"].get("503", 0) >= 2  # the faults really happened
     rig.assert_converged()
 
 
 def test_429_storms_are_waited_out(make_rig) -> None:
-    rig: Rig = make_rig(records=100, page_rows=10)
+    rig: Rig = make_rig(records=60, page_rows=10)
     rig.knack.set_limits(rate_limit_per_second=4)  # the app's real limit is below what the config says
-    rig.knack.set_faults(burst_429=20)
+    rig.knack.set_faults(burst_429=12)  # more in a row than the 8 attempts a failing request gets
     report = rig.ok()
-    assert rig.knack.counters()["by_status"].get("429", 0) >= 20
-    assert report["store"]["written"] == 100
+    assert rig.knack.counters()["by_status"].get("429", 0) >= 12
+    assert report["store"]["written"] == 60
     rig.assert_converged()
 
 
@@ -63,7 +63,7 @@ def test_hangs_past_the_timeout_are_retried(make_rig, short_timeout: float) -> N
 
 
 def test_dropped_connections_are_retried(make_rig) -> None:
-    rig: Rig = make_rig(records=100, page_rows=10)
+    rig: Rig = make_rig(records=60, page_rows=10)
     rig.knack.set_faults(drop_rate=0.3, seed=8)
     rig.ok()
     rig.knack.edit_random("object_1", 4, seed=9)

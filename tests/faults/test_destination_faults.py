@@ -1,0 +1,106 @@
+"""Socrata and ArcGIS misbehaving: a 5xx or a 400 on one chunk, timeouts (one of them applied although
+its reply was lost), per-feature refusals, a token expiring mid-run.
+
+A destination that fails keeps its cursor, so its next run publishes the same records again; the
+other destination publishes regardless. Every case ends with a converged run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import tasks.publish_agol
+from tests.faults.harness import Rig, error_of
+
+pytestmark = pytest.mark.integration
+
+SMALL_CHUNKS = {"socrata_chunk_size": 20, "agol_chunk_size": 20}
+
+
+def test_socrata_5xx_on_one_chunk_is_retried(make_rig) -> None:
+    rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
+    rig.socrata.set_faults(fail_writes_after=1, fail_writes_count=1, fail_status=503)
+    report = rig.ok()
+    assert report["published"]["socrata"]["upserted"] == 60
+    assert [r["status"] for r in rig.socrata.requests if r["method"] == "POST"].count(503) == 1
+    rig.assert_converged()
+
+
+def test_socrata_400_on_one_chunk_names_the_ids_and_keeps_the_cursor(make_rig) -> None:
+    rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
+    rig.socrata.set_faults(fail_writes_after=1, fail_writes_count=1, fail_status=400)
+    state = rig.run()
+    assert state.is_failed()
+    message = error_of(state)
+    chunk = [row["id"] for row in next(r["body"] for r in rig.socrata.requests
+                                         if r["method"] == "POST" and r["status"] == 400)]
+    assert f"Socrata dataset {rig.container('object_1').socrata_resource_id} rejected rows [" in message, message
+    assert chunk[0] in message and "chunk 2" in message, message
+    assert rig.cursors()["socrata"] is None                      # the Socrata cursor did not move
+    assert rig.agol_ids("object_1") == rig.knack_ids("object_1")  # ArcGIS published regardless
+    assert rig.stored_ids("object_1") == rig.knack_ids("object_1")
+
+    rig.socrata.set_faults()
+    report = rig.ok()
+    assert report["published"]["socrata"]["upserted"] == 60  # everything again, chunk 1 included
+    assert report["published"]["agol"]["upserted"] == 0
+    rig.assert_converged()
+
+
+def test_agol_timeouts_including_an_applied_edit_whose_reply_was_lost(make_rig) -> None:
+    rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
+    rig.arcgis.set_faults(fail_edits_after=1, fail_edits_count=1, fail_edits_mode="apply")
+    rig.ok()
+    rig.knack.edit_random("object_1", 8, seed=5)
+    rig.arcgis.set_faults(timeout_rate=0.2, seed=4)
+    rig.ok()
+    timeouts = [r for r in rig.arcgis.requests if r.get("error_code") == 504]
+    assert len(timeouts) >= 2
+    rig.assert_converged()
+
+
+def test_agol_per_feature_refusals_name_the_records(make_rig) -> None:
+    rig: Rig = make_rig(records=40, layer_hook=_unique_signal_code)  # a stricter layer than Knack
+    records = rig.knack.records("object_1")
+    twin, clash = records[3], records[17]
+    rig.knack.update_record("object_1", clash["id"], {"field_3": twin["field_3"]})  # two signals, one code
+    state = rig.run()
+    assert state.is_failed()
+    message = error_of(state)
+    assert "refused features [" in message and (twin["id"] in message or clash["id"] in message), message
+    assert rig.cursors()["agol"] is None
+    assert len(rig.agol_features()) == 39  # everything else landed
+    assert rig.socrata_ids("object_1") == rig.knack_ids("object_1")
+
+    rig.knack.update_record("object_1", clash["id"], {"field_3": "SIG-99999"})  # fixed at the source
+    rig.ok()
+    rig.assert_converged()
+
+
+def test_agol_token_expiring_mid_run_signs_in_again(make_rig, monkeypatch) -> None:
+    rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
+    original = tasks.publish_agol.formatted_batches
+
+    def expiring(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for number, batch in enumerate(original(*args, **kwargs)):
+            if number == 1:  # the first chunk has landed
+                rig.arcgis.expire_tokens()
+            yield batch
+
+    monkeypatch.setattr(tasks.publish_agol, "formatted_batches", expiring)
+    rig.arcgis.reset_log()
+    report = rig.ok()
+    assert report["published"]["agol"]["upserted"] == 60
+    assert any(r.get("error_code") == 498 for r in rig.arcgis.requests)
+    assert "token rejected" in rig.log.text and "signing in again" in rig.log.text
+    rig.assert_converged()
+
+
+def _unique_signal_code(container: str, definition: dict[str, Any]) -> None:
+    """Knack field_3 ("ID", published as ``_id``) gets a unique index on the layer."""
+    for fld in definition["fields"]:
+        if fld["name"] == "_id":
+            fld["unique"] = True
