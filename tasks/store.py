@@ -260,12 +260,10 @@ def utc_now() -> datetime:
 
 
 def run_name() -> str:
-    """The current Prefect run's name and id (a lock's owner), or ``local`` outside a run."""
-    from prefect.context import get_run_context
+    """The current flow run's name and id (a lock's owner: what a user sees and can cancel), or ``local``."""
+    from prefect.context import FlowRunContext, TaskRunContext
 
-    try:
-        ctx = get_run_context()
-    except Exception:
-        return "local"
-    run = getattr(ctx, "task_run", None) or getattr(ctx, "flow_run", None)
+    flow_ctx = FlowRunContext.get()
+    task_ctx = TaskRunContext.get()
+    run = (flow_ctx.flow_run if flow_ctx else None) or (task_ctx.task_run if task_ctx else None)
     return f"{run.name} ({run.id})" if run else "local"
