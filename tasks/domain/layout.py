@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.domain.errors import RecordError
+from tasks.domain.knack import is_knack_id
 
-KNACK_ID = re.compile(r"^[0-9a-f]{24}$")
 STATE_DIR = "_state"
 DESTINATIONS = ("socrata", "agol")
-
-
-def is_knack_id(value: object) -> bool:
-    """A Knack record id: 24 lowercase hex characters (a MongoDB ObjectId)."""
-    return isinstance(value, str) and bool(KNACK_ID.match(value))
 
 
 def record_key(env: str, app: str, container: str, record_id: object) -> str:

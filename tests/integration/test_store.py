@@ -126,7 +126,8 @@ def test_change_detection_ignores_object_etags(storage: CountingStorage) -> None
     assert stats.written == 0 and [k for k in storage.puts if "_state" not in k] == []
 
 
-@pytest.mark.parametrize("bad_id", ["../escape", "", "5d7964422d7159001659b27a/x", "5D7964422D7159001659B27A", None])
+@pytest.mark.parametrize("bad_id", ["../escape", "", "5d7964422d7159001659b27a/x", "5D7964422D7159001659B27A", None,
+                                    "5d7964422d7159001659b27a\n"])
 def test_bad_ids_are_refused_and_nothing_of_their_page_is_written(storage: CountingStorage, bad_id: Any) -> None:
     records = real_records()[:5]
     records[2] = {**records[2], "id": bad_id}
