@@ -33,7 +33,8 @@ def publish_agol(app: str, cfg: ContainerConfig, env: str, settings: Settings, f
         plan = ctx.plan
         target = open_target(agol_credentials(env), cfg.service_id, cfg.layer_id, cfg.agol_kind, match_field=match)
         log.info("%s/%s → ArcGIS %s: %s", app, cfg.key, target.name, plan.summary())
-        dropped = dropped_fields(ctx.names, target.info.fields, match)
+        attributes = {k: v for k, v in ctx.names.items() if k not in cfg.location_fields}  # those are geometry
+        dropped = dropped_fields(attributes, target.info.fields, match)
         if dropped:
             log.info("ArcGIS %s has no editable field for %s: not published", target.name, ", ".join(dropped))
         unfit: list[AgolEditFailed] = []

@@ -32,7 +32,7 @@ def test_a_second_concurrent_run_fails_fast_naming_the_holder(make_rig) -> None:
     runner.join(timeout=120)
     assert second.is_failed()
     message = error_of(second)
-    assert "demo/object_1 (knack) is held by run records-to-store-" in message, message
+    assert "demo/object_1 (knack) is held by run sync-demo-object_1-dev (" in message, message
     assert "the lock expires at" in message, message
     assert first["state"].is_completed(), error_of(first["state"])
     assert first["state"].result()["store"]["written"] == 5
