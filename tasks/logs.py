@@ -16,7 +16,7 @@ def send_to_prefect(name: str = "tasks") -> None:
 
     ensure_logging_setup()
     ours = logging.getLogger(name)
-    ours.setLevel(logging.INFO)
+    ours.setLevel(logging.getLogger("prefect.extra").level or logging.INFO)  # PREFECT_LOGGING_LEVEL
     for handler in logging.getLogger("prefect.extra").handlers:
         if isinstance(handler, APILogHandler) and handler not in ours.handlers:
             ours.addHandler(handler)
