@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", default="dev")
     p.add_argument("--config", required=True)
     p.add_argument("--full", action="store_true")
+    p.add_argument("--store-only", action="store_true", help="publish nowhere (the flow's destinations=[])")
     args = p.parse_args(argv)
 
     clock = FetchClock()
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         state = sync(app=args.app, container=args.container, env=args.env, full=args.full,
-                     config_path=args.config, return_state=True)
+                     config_path=args.config, destinations=[] if args.store_only else None, return_state=True)
         result["report"] = state.result() if state.is_completed() else None
         if not state.is_completed():
             result["error"] = state.message

@@ -64,6 +64,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reference-workers", type=int, default=16, help="threads and connections of the reference")
     p.add_argument("--no-reference", action="store_true",
                    help="skip the reference uploader (fetch-only questions, e.g. T*/T at large N)")
+    p.add_argument("--store-only", action="store_true",
+                   help="sync into the store only, publishing nowhere (fetch and store questions at large N)")
     p.add_argument("--phases", default="full,incremental,reconcile", help="comma-separated subset, in order")
     p.add_argument("--prefect-server", action="store_true",
                    help="run a local Prefect API server (the global-concurrency rate limiter is used)")
@@ -98,7 +100,8 @@ def run_phase(name: str, args: argparse.Namespace, work: Path, env: dict[str, st
     """One sync in a fresh process (py-spy wraps it for the profiled phase)."""
     out = work / f"{name}.driver.json"
     argv = [PY, str(ROOT / "bench" / "driver.py"), "--out", str(out), "--config", str(config),
-            "--app", APP, "--container", CONTAINER, "--env", ENV] + (["--full"] if full else [])
+            "--app", APP, "--container", CONTAINER, "--env", ENV] + (["--full"] if full else []) \
+        + (["--store-only"] if args.store_only else [])
     if args.profile and name == "full":
         Path(args.profile).mkdir(parents=True, exist_ok=True)
         argv = [str(Path(PY).with_name("py-spy")), "record", "--gil", "--rate", "200", "--format", "raw",
