@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.no_reference:
             reference: dict[str, Any] = {}
-            ids = [r["id"] for r in get(f"{urls['knack']}/_admin/objects/{CONTAINER}/records")["records"]]
+            ids = _ids(urls["knack"])
         else:
             reference = _reference(work, urls, args, "bench-ref")
             ids = reference.pop("ids")
@@ -244,6 +244,11 @@ def _reference(work: Path, urls: dict[str, str], args: argparse.Namespace, bucke
     puts, span = counts["counts"].get("put:other", 0), counts["span_seconds"].get("put:other", 0.0)
     result["server_put_rate"] = round(puts / span, 1) if span else None
     return result
+
+
+def _ids(knack_url: str) -> list[str]:
+    """The container's record ids (the admin route sends whole records: keep only the ids)."""
+    return [r["id"] for r in get(f"{knack_url}/_admin/objects/{CONTAINER}/records")["records"]]
 
 
 def _edit(knack_url: str, args: argparse.Namespace, ids: list[str]) -> None:

@@ -13,7 +13,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
@@ -87,6 +87,7 @@ class KnackClient:
         self._min_429_wait, self._clock = min_rate_limit_wait, clock
         self.stats = KnackStats()
         self._lock = threading.Lock()
+        self._next_slot = 0.0  # monotonic time before which this client sends nothing more (pacing)
         self.api_url = creds.api_url.rstrip("/")
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.workers or MAX_IN_FLIGHT)
@@ -123,10 +124,11 @@ class KnackClient:
                    rows_per_page: int = MAX_ROWS_PER_PAGE) -> Iterator[list[dict[str, Any]]]:
         """Every record of an object or view, one page at a time (completion order), each id once.
 
-        ``total_records`` is only an estimate and pages can come back short, so: pages 2..total_pages
-        are always requested, and if the last of them was full we keep going until an empty page.
-        When the totals say the last page will be full, that "one more" page is requested with the
-        others rather than after them: the same requests, one page latency sooner.
+        Page 1 tells ``total_pages``; pages 2..total_pages are then fetched concurrently and nothing
+        past them is asked for: a fetch costs exactly the pages it needs. ``total_records`` is only an
+        estimate (Knack overstates it; pages past the real end come back empty, and short pages do
+        not mean the end), so no count is asserted. A record created while the fetch runs and pushed
+        past the last page is caught by the next incremental run: the cursor trails the fetch start.
         """
         route = container_route(container_key, scene_id)
         rows = max(1, min(int(rows_per_page), MAX_ROWS_PER_PAGE))
@@ -145,22 +147,11 @@ class KnackClient:
         width = self._width(time.monotonic() - clock)
         total_pages = int(first.get("total_pages") or 0)
         self.stats.expected_records = int(first.get("total_records") or 0)  # an estimate, for progress
-        expect_full = total_pages > 0 and self.stats.expected_records == total_pages * rows
-        last = total_pages + int(expect_full)  # with the page after a full last page
-        if last > 1:  # before page 1 is handed on: a refused fetch writes nothing
-            self.check_quota(last - 1, container_key)
+        if total_pages > 1:  # before page 1 is handed on: a refused fetch writes nothing
+            self.check_quota(total_pages - 1, container_key)
         yield from self._fresh(first, seen)
-        last_full = len(first.get("records") or []) >= rows
-        if last > 1:
-            last_count = yield from self._concurrent(fetch, range(2, last + 1), seen, abandon, width)
-            last_full = last_count > 0 if expect_full else last_count >= rows
-        page = max(last, 1)
-        while last_full:
-            page += 1
-            self.check_quota(1, container_key)
-            body = fetch(page)
-            yield from self._fresh(body, seen)
-            last_full = len(body.get("records") or []) > 0
+        if total_pages > 1:
+            yield from self._concurrent(fetch, range(2, total_pages + 1), seen, abandon, width)
 
     def iter_records(self, container_key: str, since: datetime | None = None, modified_field: str | None = None,
                      tz: tzinfo | str | None = None, *, scene_id: str | None = None,
@@ -211,10 +202,9 @@ class KnackClient:
             yield fresh
 
     def _concurrent(self, fetch: Callable[[int], dict[str, Any]], pages: range, seen: set[str],
-                    abandon: threading.Event, width: int) -> Generator[list[dict[str, Any]], None, int]:
-        """Fetch ``pages`` with at most ``width`` in flight; returns how many records the last one had."""
+                    abandon: threading.Event, width: int) -> Iterator[list[dict[str, Any]]]:
+        """Fetch ``pages`` with at most ``width`` in flight, yielding each as it completes."""
         todo = iter(pages)
-        last_page, last_count = pages[-1], 0
         width = max(1, min(width, len(pages)))
         pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"knack-{self.app_name}")
         running: dict[Future[dict[str, Any]], int] = {}
@@ -226,10 +216,8 @@ class KnackClient:
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    page = running.pop(future)
+                    running.pop(future)
                     body = future.result()
-                    if page == last_page:
-                        last_count = len(body.get("records") or [])
                     next_page = next(todo, None)
                     if next_page is not None:
                         running[pool.submit(fetch, next_page)] = next_page
@@ -239,7 +227,6 @@ class KnackClient:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        return last_count
 
     # --- one request, with retries -------------------------------------------------------------------
 
@@ -280,6 +267,7 @@ class KnackClient:
                  abandon: threading.Event | None) -> Any:
         if abandon is not None and abandon.is_set():
             raise KnackError("fetch abandoned", app=self.app_name, container=container, url=route)
+        self._pace(abandon)
         self.limiter.acquire()
         with self._lock:
             self.stats.requests += 1
@@ -300,6 +288,24 @@ class KnackClient:
             raise _Transient(status, message, self._reset_wait(response) if status == 429 else None)
         raise KnackError(f"Knack refused the request: HTTP {status}: {message}", app=self.app_name,
                          container=container, url=route, status=status)
+
+    def _pace(self, abandon: threading.Event | None) -> None:
+        """Space this client's requests 1/limit apart before asking the limiter.
+
+        The limiter admits a whole second's worth at once; sent together, those requests leave over
+        a few hundred milliseconds when the process is busy (and their responses come back together,
+        busying it more), so arrivals bunch up across the window's edge and Knack answers 429 to a
+        client that counted right. Evenly spaced requests arrive as evenly as they leave.
+        """
+        rate = float(getattr(self.limiter, "per_second", 0) or 0)
+        if rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / rate
+        if slot > now:
+            (abandon.wait if abandon is not None else time.sleep)(slot - now)
 
     def _reset_wait(self, response: requests.Response) -> float | None:
         reset = response.headers.get("X-RateLimit-Reset")

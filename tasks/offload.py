@@ -25,14 +25,15 @@ SAFETY_LAG = timedelta(minutes=2)
 PAGES_IN_MEMORY = 4  # pages read ahead of the store and kept in memory; more wait in a temporary file
 
 
-def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_MEMORY
-               ) -> Iterator[list[dict[str, Any]]]:
+def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_MEMORY,
+               fetched: threading.Event | None = None) -> Iterator[list[dict[str, Any]]]:
     """``pages`` in order, pulled by a thread as fast as they come, whatever the consumer's pace.
 
     Knack is the rate-limited, quota-limited side: its pages are fetched at the pace the limit allows
     even while the store is still writing earlier ones. The first ``in_memory`` waiting pages stay in
     memory; later ones are pickled to an unlinked temporary file, so memory stays flat in N. An error
-    of the fetch is raised here, in order; when the consumer stops, the fetch is closed.
+    of the fetch is raised here, in order; when the consumer stops, the fetch is closed. ``fetched``
+    is set once the last page has arrived.
     """
     ready: deque[tuple[list[dict[str, Any]] | None, int, int]] = deque()  # (page, or its offset and size)
     cond = threading.Condition()
@@ -67,6 +68,8 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
             with cond:
                 state["done"] = True
                 cond.notify()
+            if fetched is not None:
+                fetched.set()
 
     with tempfile.TemporaryFile(prefix="knack-pages-") as spool:
         thread = threading.Thread(target=produce, args=(spool.fileno(),), name="knack-read-ahead", daemon=True)
@@ -153,13 +156,16 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
 
     generation = new_generation(manifest)
     unknown: set[str] = set()
-    pages = _watch_fields(read_ahead(fetch_pages(fetch_from)), {f.key for f in schema.fields}, unknown)
+    fetched = threading.Event()
+    pages = _watch_fields(read_ahead(fetch_pages(fetch_from), fetched=fetched), {f.key for f in schema.fields},
+                          unknown)
 
     def modified_of(record: dict[str, Any]) -> str | None:
         instant = record_modified_at(record, cfg.modified_date_field_id, schema.timezone)
         return instant.isoformat() if instant else None
 
-    stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress)
+    stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress,
+                                busy=lambda: not fetched.is_set())
     deleted = store.delete_missing(cfg.key, stats.seen_ids, manifest, generation) if is_full else []
     if stats.written or deleted:
         manifest.generation = generation

@@ -153,8 +153,13 @@ class RecordStore:
     # -- writes ---------------------------------------------------------------------------------
     def write_records(self, container: str, pages: Iterable[list[dict[str, Any]]], manifest: Manifest,
                       generation: int, modified_of: Callable[[dict[str, Any]], str | None],
-                      on_page: Callable[[WriteStats], None] | None = None) -> WriteStats:
+                      on_page: Callable[[WriteStats], None] | None = None,
+                      busy: Callable[[], bool] | None = None) -> WriteStats:
         """Write each new or changed record (concurrent PUTs); unchanged bytes are skipped.
+
+        While ``busy()`` is true (the Knack fetch is still running) only a quarter of the workers
+        write: the fetch's pacing against Knack's rate limit suffers from CPU contention, and it
+        lasts seconds where the writes last minutes.
 
         The manifest is updated in memory for every PUT that succeeded; the caller saves it. A bad
         record id raises ``RecordError`` before anything of its page is submitted.
@@ -185,7 +190,7 @@ class RecordStore:
                         continue
                     fut = self._pool.submit(self.storage.put, key, body)
                     pending[fut] = (rid, digest, modified_of(record))
-                    if len(pending) >= self.workers * 4:
+                    if len(pending) >= (max(1, self.workers // 4) if busy and busy() else self.workers * 4):
                         done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                         settle(done)
                 if on_page is not None:

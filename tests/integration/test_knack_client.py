@@ -46,7 +46,7 @@ def test_complete_and_unique_despite_errors_429_bursts_and_drops(big_app: dict[s
         assert counters["by_status"]["429"] == 3 and counters["by_status"]["503"] > 0
         assert counters["by_status"]["dropped"] > 0
         assert client.stats.retries == counters["requests"] - counters["pages"] > 0
-        assert (client.stats.pages, client.stats.records) == (6, 5000)  # 5 pages + the empty 6th
+        assert (client.stats.pages, client.stats.records) == (5, 5000)  # exactly the 5 pages it needs
 
 
 def test_hung_requests_time_out_and_are_retried(knack_emulator: KnackEmulator) -> None:
@@ -128,14 +128,14 @@ def test_overstated_totals_and_short_pages(knack_emulator: KnackEmulator) -> Non
     assert len(records) == len({r["id"] for r in records}) == counters["records_served"] == 197
 
 
-def test_a_full_last_page_means_keep_going(knack_emulator: KnackEmulator) -> None:
+def test_total_pages_ends_the_fetch(knack_emulator: KnackEmulator) -> None:
     client = client_for(knack_emulator)
-    knack_emulator.create_record("object_1")  # 201 records: 11 pages of 20, but the 11th is short
+    knack_emulator.create_record("object_1")  # 201 records: 11 pages of 20, the 11th with one record
     assert len(all_records(client.iter_pages("object_1", rows_per_page=20))) == 201
     assert knack_emulator.counters()["requests"] == 11
     knack_emulator.reset_counters()
     assert len(all_records(client.iter_pages("object_1", rows_per_page=67))) == 201
-    assert knack_emulator.counters()["requests"] == 4  # 3 full pages, then one empty page to be sure
+    assert knack_emulator.counters()["requests"] == 3  # 3 full pages and no empty page after them
 
 
 def test_limiter_keeps_the_measured_rate_within_the_limit(knack_emulator: KnackEmulator) -> None:
@@ -144,7 +144,7 @@ def test_limiter_keeps_the_measured_rate_within_the_limit(knack_emulator: KnackE
     assert len(all_records(client.iter_pages("object_1", rows_per_page=8))) == 200
     times = sorted(knack_emulator.request_times())
     busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
-    assert len(times) >= 26 and busiest <= 10  # 25 pages + the empty one (more if a loaded machine retried)
+    assert len(times) >= 25 and busiest <= 10  # 25 pages (more if a loaded machine retried)
     assert "429" not in knack_emulator.counters()["by_status"]
 
 
