@@ -31,6 +31,11 @@ from tasks.domain.layout import (
 )
 from tasks.storage import Storage
 
+PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
+
+_Put = tuple[str, bytes, str, str, str | None]  # key, body, record id, content hash, modified
+_PutResult = tuple[list[tuple[str, str, str | None]], StoreError | None]  # written, first failure
+
 
 @dataclass
 class WriteStats:
@@ -157,26 +162,34 @@ class RecordStore:
                       busy: Callable[[], bool] | None = None) -> WriteStats:
         """Write each new or changed record (concurrent PUTs); unchanged bytes are skipped.
 
-        While ``busy()`` is true (the Knack fetch is still running) only a quarter of the workers
-        write: the fetch's pacing against Knack's rate limit suffers from CPU contention, and it
-        lasts seconds where the writes last minutes.
+        A page's writes go to the pool in small groups (a task per group, not per record: per-record
+        futures cost as much CPU as serializing). While ``busy()`` is true (the Knack fetch is still
+        running) only a quarter of the workers write: the fetch's pacing against Knack's rate limit
+        suffers from CPU contention, and it lasts seconds where the writes last minutes.
 
         The manifest is updated in memory for every PUT that succeeded; the caller saves it. A bad
-        record id raises ``RecordError`` before anything of its page is submitted.
+        record id raises ``RecordError`` before anything of its page is submitted; the first failed
+        PUT stops further submissions and is raised once the PUTs in flight are settled.
         """
         stats = WriteStats()
-        pending: dict[Future[None], tuple[str, str, str | None]] = {}
+        pending: set[Future[_PutResult]] = set()
 
-        def settle(done: Iterable[Future[None]]) -> None:
+        def settle(done: Iterable[Future[_PutResult]]) -> None:
+            failure: StoreError | None = None
             for fut in done:
-                rid, digest, modified = pending.pop(fut)
-                fut.result()  # raises StoreError
-                manifest.mark_written(rid, digest, modified, generation)
-                stats.written += 1
+                pending.discard(fut)
+                written, error = fut.result()
+                for rid, digest, modified in written:
+                    manifest.mark_written(rid, digest, modified, generation)
+                stats.written += len(written)
+                failure = failure or error
+            if failure is not None:
+                raise failure
 
         try:
             for page in pages:
                 keyed = [(record, record_key(self.env, self.app, container, record.get("id"))) for record in page]
+                todo: list[_Put] = []
                 for record, key in keyed:
                     rid = record["id"]
                     if rid in stats.seen_ids:
@@ -188,24 +201,30 @@ class RecordStore:
                     if manifest.is_unchanged(rid, digest):
                         stats.unchanged += 1
                         continue
-                    fut = self._pool.submit(self.storage.put, key, body)
-                    pending[fut] = (rid, digest, modified_of(record))
-                    if len(pending) >= (max(1, self.workers // 4) if busy and busy() else self.workers * 4):
-                        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                    todo.append((key, body, rid, digest, modified_of(record)))
+                size = max(1, min(PUTS_PER_TASK, -(-len(todo) // self.workers)))
+                for group in chunked(todo, size):
+                    pending.add(self._pool.submit(self._put_group, group))
+                    if len(pending) >= (max(1, self.workers // 4) if busy and busy() else self.workers * 2):
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
                         settle(done)
                 if on_page is not None:
                     on_page(stats)
         finally:
-            done, _ = wait(list(pending))
-            errors = []
-            for fut in done:
-                try:
-                    settle([fut])
-                except StoreError as exc:
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
+            done, _ = wait(pending)
+            settle(done)
         return stats
+
+    def _put_group(self, group: list[_Put]) -> _PutResult:
+        """PUT each document of ``group`` in turn; stop at the first failure and report it."""
+        written: list[tuple[str, str, str | None]] = []
+        for key, body, rid, digest, modified in group:
+            try:
+                self.storage.put(key, body)
+            except StoreError as exc:
+                return written, exc
+            written.append((rid, digest, modified))
+        return written, None
 
     def stored_ids(self, container: str, manifest: Manifest) -> set[str]:
         """Every record id under the container prefix (a listing) plus those the manifest knows."""

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tasks.domain.errors import RecordError
 from tasks.domain.knack import is_knack_id
 
@@ -53,8 +55,16 @@ def state_key(env: str, app: str, container: str, name: str) -> str:
 
 
 def serialize_record(record: Mapping[str, Any]) -> bytes:
-    """The stored document: the record exactly as Knack returned it, compact UTF-8 JSON."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The stored document: the record exactly as Knack returned it, compact UTF-8 JSON.
+
+    orjson writes it (the store's hottest step: a full sync serializes every record); what it
+    refuses (a lone surrogate, a non-string key) goes through the standard library instead, with
+    non-ASCII characters escaped: the same data, still valid JSON.
+    """
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(record, separators=(",", ":")).encode("ascii")
 
 
 def content_hash(body: bytes) -> str:
