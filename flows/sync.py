@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prefect import flow
@@ -50,14 +52,18 @@ def sync(app: str, container: str, env: str = "dev", since: str | None = None, f
     # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
     stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full)
 
-    # store → destinations: subflows, so one destination's outage never holds back the other
-    states = {}
-    for name in targets:
-        publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
-        if full and not publish_full:
-            log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
-        states[name] = PUBLISHERS[name](app=app, container=container, env=env, full=publish_full,
-                                        config_path=config_path, return_state=True)
+    # store → destinations: concurrent subflows, so one destination's outage never holds back the other
+    runs = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
+        for name in targets:
+            publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
+            if full and not publish_full:
+                log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
+            # each thread runs in a copy of this context, so the subflow knows its parent flow run
+            runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
+                                     container=container, env=env, full=publish_full, config_path=config_path,
+                                     return_state=True)
+    states = {name: run.result() for name, run in runs.items()}
     published = {name: (state.result() if state.is_completed() else {"error": _reason(state)})
                  for name, state in states.items()}
 

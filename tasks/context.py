@@ -26,7 +26,8 @@ def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
     key = (location.source, location.bucket, location.endpoint_url, settings.store_workers)
     with _LOCK:
         if key not in _CLIENTS:
-            _CLIENTS[key] = location.client(max_pool_connections=settings.store_workers + 4)
+            # connections for two stores' worker pools at once: the destinations publish concurrently
+            _CLIENTS[key] = location.client(max_pool_connections=2 * settings.store_workers + 4)
         return _CLIENTS[key], location.bucket
 
 

@@ -149,9 +149,10 @@ class KnackClient:
         self.stats.expected_records = int(first.get("total_records") or 0)  # an estimate, for progress
         if total_pages > 1:  # before page 1 is handed on: a refused fetch writes nothing
             self.check_quota(total_pages - 1, container_key)
-        yield from self._fresh(first, seen)
-        if total_pages > 1:
-            yield from self._concurrent(fetch, range(2, total_pages + 1), seen, abandon, width)
+        if total_pages > 1:  # pages 2.. are on their way before page 1 is handed on
+            yield from self._concurrent(fetch, range(2, total_pages + 1), seen, abandon, width, first)
+        else:
+            yield from self._fresh(first, seen)
 
     def iter_records(self, container_key: str, since: datetime | None = None, modified_field: str | None = None,
                      tz: tzinfo | str | None = None, *, scene_id: str | None = None,
@@ -202,8 +203,12 @@ class KnackClient:
             yield fresh
 
     def _concurrent(self, fetch: Callable[[int], dict[str, Any]], pages: range, seen: set[str],
-                    abandon: threading.Event, width: int) -> Iterator[list[dict[str, Any]]]:
-        """Fetch ``pages`` with at most ``width`` in flight, yielding each as it completes."""
+                    abandon: threading.Event, width: int, first: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Fetch ``pages`` with at most ``width`` in flight, yielding each as it completes.
+
+        ``first`` (page 1's body) is yielded once the first requests are submitted: the consumer's work
+        on it (serializing, hashing, writing) competes for the CPU with sending, so it starts after.
+        """
         todo = iter(pages)
         width = max(1, min(width, len(pages)))
         pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"knack-{self.app_name}")
@@ -213,6 +218,7 @@ class KnackClient:
                 running[pool.submit(fetch, page)] = page
                 if len(running) >= width:
                     break
+            yield from self._fresh(first, seen)
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
