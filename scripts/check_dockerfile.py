@@ -55,6 +55,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_", "PYTHON"))}
         env["PATH"] = f"{base / 'bin'}:{env['PATH']}"
+        env.setdefault("UV_SYSTEM_CERTS", "1")  # this machine's certificate store, as scripts/setup.sh does
         cwd = work
         for word, args in steps:
             if word == "ENV":

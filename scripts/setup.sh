@@ -31,5 +31,6 @@ fi
 extras=()
 for extra in "$@"; do extras+=(--extra "$extra"); done
 # --frozen: install exactly the lock, never re-resolve; --inexact: keep uv and extras installed earlier
-UV_PROJECT_ENVIRONMENT="$PWD/.venv" UV_PYTHON_DOWNLOADS=never \
+# UV_SYSTEM_CERTS: trust the machine's certificate store, as pip does (a TLS-inspecting proxy's CA lives there)
+UV_PROJECT_ENVIRONMENT="$PWD/.venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}" \
   .venv/bin/uv sync --frozen --inexact --quiet --python .venv/bin/python "${extras[@]}"
