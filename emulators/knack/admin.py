@@ -65,8 +65,12 @@ def _dispatch(emu: KnackEmulator, request: Request) -> Response:
             emu.set_limits(**_body(request))
             return json_response({"ok": True})
         if path == "/_admin/clock":
-            value = _body(request).get("now")
-            emu.set_now(None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+            body = _body(request)
+            if "offset_seconds" in body:
+                emu.set_clock_offset(float(body["offset_seconds"]))
+            if "now" in body or "offset_seconds" not in body:
+                value = body.get("now")
+                emu.set_now(None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00")))
             return json_response({"now": emu.now().isoformat()})
     match = _EDIT_RANDOM.match(request.path)
     if match and method == "POST":

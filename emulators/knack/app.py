@@ -13,7 +13,8 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from emulators._http import EmulatorServer, Request, Response, json_response, text_response
@@ -44,6 +45,7 @@ class KnackEmulator:
         self.api_key = api_key or str(uuid.uuid4())
         self._base_clock = now
         self._fixed_now: datetime | None = None
+        self._offset = timedelta(0)  # Knack's clock against the real one (a skewed server)
         self.state = AppState(app, self.app_id, self.now)
         self.limits = Limits(rate_limit_per_second, daily_quota)
         self.faults = Faults()
@@ -105,7 +107,11 @@ class KnackEmulator:
         if self._fixed_now is not None:
             return self._fixed_now
         value = self._base_clock() if self._base_clock else datetime.now(UTC)
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)) + self._offset
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Run the clock ``seconds`` ahead of (negative: behind) the real one: stamps and ``Date`` follow."""
+        self._offset = timedelta(seconds=seconds)
 
     def set_now(self, value: datetime | None) -> None:
         """Pin the clock to an instant (naive = UTC); None goes back to the constructor's clock."""
@@ -192,6 +198,7 @@ class KnackEmulator:
                 headers["X-RateLimit-Reset"] = str(math.ceil(time.time()))  # the next whole second
             self._counters.answered(429)
             return text_response("Rate limit exceeded", 429, "text/plain; charset=utf-8", headers)
+        headers["Date"] = format_datetime(self.now(), usegmt=True)  # the server's clock, as any HTTP server
         tally: dict[str, Any] = {}
         try:
             response = self._route(request, headers, tally)

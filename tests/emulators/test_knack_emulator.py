@@ -296,3 +296,26 @@ def test_counters_track_pages_and_records(knack_emulator: KnackEmulator) -> None
                         "metadata": 1, "quota_remaining": None}
     assert len(knack_emulator.request_times()) == 4
     assert math.isclose(knack_emulator.request_times()[0], time.monotonic(), abs_tol=30)
+
+
+def test_date_header_and_stamps_follow_a_skewed_clock(knack_emulator: KnackEmulator) -> None:
+    from email.utils import parsedate_to_datetime
+
+    emu = knack_emulator
+    emu.set_now(None)
+    response = requests.post(f"{emu.url}/_admin/clock", json={"offset_seconds": -180}, timeout=10)
+    assert response.status_code == 200
+    try:
+        before = datetime.now(UTC)
+        page = get(emu, "/objects/object_1/records", rows_per_page=1)
+        served = parsedate_to_datetime(page.headers["Date"])
+        assert page.headers["Date"].count(",") == 1  # one Date header (two would be folded into one value)
+        # three minutes behind this machine's clock, to the second the header carries
+        assert 175 <= (before - served).total_seconds() <= 185
+        created = requests.post(f"{emu.api_url}/objects/object_1/records", headers=auth(emu),
+                                json={"field_2": "Skewed & 1st"}, timeout=10).json()
+        assert abs(int(created["id"][:8], 16) - served.timestamp()) <= 5  # its id carries Knack's clock
+    finally:
+        emu.set_clock_offset(0)
+    assert abs((parsedate_to_datetime(get(emu, "/objects/object_1/records", rows_per_page=1).headers["Date"])
+                - datetime.now(UTC)).total_seconds()) <= 2
