@@ -46,6 +46,7 @@ class KnackEmulator:
         self._base_clock = now
         self._fixed_now: datetime | None = None
         self._offset = timedelta(0)  # Knack's clock against the real one (a skewed server)
+        self._page_hooks: list[Callable[[str, int], None]] = []
         self.state = AppState(app, self.app_id, self.now)
         self.limits = Limits(rate_limit_per_second, daily_quota)
         self.faults = Faults()
@@ -108,6 +109,11 @@ class KnackEmulator:
             return self._fixed_now
         value = self._base_clock() if self._base_clock else datetime.now(UTC)
         return (value if value.tzinfo else value.replace(tzinfo=UTC)) + self._offset
+
+    def after_page(self, hook: Callable[[str, int], None] | None) -> None:
+        """Call ``hook(container, page)`` once a listing page is read, before it is sent (None clears):
+        a test's way to change records *during* a fetch (offsets shift under the pages still to come)."""
+        self._page_hooks = [] if hook is None else [*self._page_hooks, hook]
 
     def set_clock_offset(self, seconds: float) -> None:
         """Run the clock ``seconds`` ahead of (negative: behind) the real one: stamps and ``Date`` follow."""
@@ -282,6 +288,8 @@ class KnackEmulator:
         if faults.short_page_every > 0 and page % faults.short_page_every == 0 and len(blobs) > 1:
             blobs = blobs[: len(blobs) - max(1, len(blobs) // 20)]
         total += faults.inflate_total_records
+        for hook in list(self._page_hooks):
+            hook(view.key if view is not None else table.key, page)
         base_ms, per_record_ms = self._latency
         delay = (base_ms + per_record_ms * len(blobs)) / 1000.0
         if delay > 0:

@@ -319,3 +319,25 @@ def test_date_header_and_stamps_follow_a_skewed_clock(knack_emulator: KnackEmula
         emu.set_clock_offset(0)
     assert abs((parsedate_to_datetime(get(emu, "/objects/object_1/records", rows_per_page=1).headers["Date"])
                 - datetime.now(UTC)).total_seconds()) <= 2
+
+
+def test_a_delete_after_page_one_shifts_the_pages_still_to_come(knack_emulator: KnackEmulator) -> None:
+    emu = knack_emulator
+    order = [r["id"] for r in get(emu, "/objects/object_1/records", rows_per_page=1000).json()["records"]]
+    calls: list[tuple[str, int]] = []
+
+    def hook(container: str, page: int) -> None:
+        calls.append((container, page))
+        if page == 1:
+            emu.delete_record("object_1", order[10])
+
+    emu.after_page(hook)
+    try:
+        first = get(emu, "/objects/object_1/records", rows_per_page=100, page=1).json()
+        second = get(emu, "/objects/object_1/records", rows_per_page=100, page=2).json()
+    finally:
+        emu.after_page(None)
+    assert calls == [("object_1", 1), ("object_1", 2)]
+    assert [r["id"] for r in first["records"]] == order[:100] and first["total_records"] == len(order)
+    # the delete moved order[100] onto page 1, which was already read: a listing skips it
+    assert [r["id"] for r in second["records"]] == order[101:200] and second["total_records"] == len(order) - 1
