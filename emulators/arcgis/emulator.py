@@ -139,6 +139,12 @@ class ArcGISEmulator:
         """Every stored feature of a layer, by OBJECTID: ``{"attributes": ..., "geometry": ...}``."""
         return self.items[item_id].layers[layer_id].features()
 
+    def deleted_features(self, item_id: str, layer_id: int = 0) -> list[dict[str, Any]]:
+        """The attributes of every feature deleted from a layer (committed edits only), in order."""
+        layer = self.items[item_id].layers[layer_id]
+        with layer.lock:
+            return list(layer.deleted)
+
     @property
     def requests(self) -> list[dict[str, Any]]:
         """The request log (method, path, params with secrets masked, auth kind, reply status/code)."""

@@ -49,6 +49,8 @@ class LayerStore:
         self.layer_id = layer_id
         self.lock = threading.RLock()
         self.next_oid = 1
+        self.deleted: list[dict[str, Any]] = []   # attributes of every committed delete, in order (for tests)
+        self._deleting: list[dict[str, Any]] = []
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         columns = [f'"{OID_FIELD}" INTEGER PRIMARY KEY', f'"{GLOBALID_FIELD}" TEXT NOT NULL UNIQUE']
         columns += [f'"{f.name}" {SQL_TYPES[f.type]}' for f in defn.user_fields]
@@ -64,6 +66,7 @@ class LayerStore:
         """Apply adds, then updates, then deletes; returns the per-row results and whether it rolled back."""
         with self.lock:
             saved_oid = self.next_oid
+            self._deleting = []
             self._db.execute("BEGIN")
             results = {
                 "addResults": [self._row(self._add, f, use_global_ids) for f in adds],
@@ -81,6 +84,7 @@ class LayerStore:
                             rows[i] = _failed(r["objectId"], rolled)
                 return results, True
             self._db.execute("COMMIT")
+            self.deleted.extend(self._deleting)
             return results, False
 
     def _row(self, op: Any, item: Any, use_global_ids: bool) -> dict[str, Any]:
@@ -170,6 +174,8 @@ class LayerStore:
             error = RowError("Object is missing.", 1019)
             error.oid = key if isinstance(key, int) else None  # type: ignore[attr-defined]
             raise error
+        cursor = self._db.execute(f'SELECT {self._select} FROM features WHERE "{OID_FIELD}" = ?', (row[0],))
+        self._deleting.append(dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True)))
         self._db.execute(f'DELETE FROM features WHERE "{OID_FIELD}" = ?', (row[0],))
         return {**_ok(int(row[0]), str(row[1]))}
 

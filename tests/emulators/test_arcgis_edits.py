@@ -171,3 +171,14 @@ def test_add_update_delete_feature_endpoints(layer, arcgis_emulator):
     assert deleted["deleteResults"][0]["success"] is True
     assert post("deleteFeatures")["error"]["code"] == 400
     assert [f["attributes"]["note"] for f in item.features()] == ["hi"]
+
+
+def test_deleted_features_are_recorded_unless_rolled_back(layer, arcgis_emulator):
+    lyr, item = layer
+    lyr.edit_features(adds=[_feature("a"), _feature("b"), _feature("c")])
+    lyr.edit_features(deletes=[2])
+    assert [f["id"] for f in arcgis_emulator.deleted_features(item.item_id)] == ["b"]
+    rolled = lyr.edit_features(deletes=[1, 99], rollback_on_failure=True)  # 99 is missing: all rolled back
+    assert not any(r["success"] for r in rolled["deleteResults"])
+    assert [f["id"] for f in arcgis_emulator.deleted_features(item.item_id)] == ["b"]
+    assert _ids(item) == ["a", "c"]
