@@ -115,6 +115,12 @@ class KnackEmulator:
         a test's way to change records *during* a fetch (offsets shift under the pages still to come)."""
         self._page_hooks = [] if hook is None else [*self._page_hooks, hook]
 
+    def set_sort(self, object_key: str, field_key: str | None, order: str = "asc") -> None:
+        """The object's default listing order (the Builder's sort setting); None: insertion order."""
+        table = self.state.table(object_key)
+        with self.state.lock:
+            table.sort = [(field_key, order)] if field_key else []
+
     def set_clock_offset(self, seconds: float) -> None:
         """Run the clock ``seconds`` ahead of (negative: behind) the real one: stamps and ``Date`` follow."""
         self._offset = timedelta(seconds=seconds)
