@@ -8,9 +8,9 @@ from typing import Any
 from prefect import flow
 
 from flows._cli import parser, run
+from tasks.agol.task import publish_agol
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
-from tasks.publish_agol import publish_agol
 
 
 @flow(name="records-to-agol", flow_run_name="records-to-agol-{app}-{container}-{env}")

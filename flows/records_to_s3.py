@@ -10,7 +10,7 @@ from prefect import flow
 from flows._cli import parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
-from tasks.knack import offload
+from tasks.knack.tasks import offload
 
 
 @flow(name="records-to-s3", flow_run_name="records-to-s3-{app}-{container}-{env}")

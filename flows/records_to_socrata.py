@@ -10,7 +10,7 @@ from prefect import flow
 from flows._cli import parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
-from tasks.publish_socrata import publish_socrata
+from tasks.socrata.task import publish_socrata
 
 
 @flow(name="records-to-socrata", flow_run_name="records-to-socrata-{app}-{container}-{env}")

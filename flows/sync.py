@@ -19,7 +19,7 @@ from flows.records_to_socrata import records_to_socrata
 from tasks.domain.config import ContainerConfig, load_container
 from tasks.domain.errors import ConfigError, KnackServicesError
 from tasks.domain.knack import parse_since
-from tasks.knack import offload
+from tasks.knack.tasks import offload
 from tasks.report import publish_report
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}

@@ -79,7 +79,7 @@ class RigFactory:
                  layer_hook: Callable[[str, dict[str, Any]], None] | None = None) -> Rig:
         from emulators.knack import KnackEmulator
         from emulators.socrata import SocrataEmulator
-        from tasks.knack_client import KnackClient
+        from tasks.knack.client import KnackClient
 
         number = len(self.made)
         app = knack_app or generated_app(records)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import tasks.publish_agol
+import tasks.agol.task
 from tests.faults.harness import Rig, error_of
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_agol_per_feature_refusals_name_the_records(make_rig) -> None:
 
 def test_agol_token_expiring_mid_run_signs_in_again(make_rig, monkeypatch) -> None:
     rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
-    original = tasks.publish_agol.formatted_batches
+    original = tasks.agol.task.formatted_batches
 
     def expiring(*args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, batch in enumerate(original(*args, **kwargs)):
@@ -90,7 +90,7 @@ def test_agol_token_expiring_mid_run_signs_in_again(make_rig, monkeypatch) -> No
                 rig.arcgis.expire_tokens()
             yield batch
 
-    monkeypatch.setattr(tasks.publish_agol, "formatted_batches", expiring)
+    monkeypatch.setattr(tasks.agol.task, "formatted_batches", expiring)
     rig.arcgis.reset_log()
     report = rig.ok()
     assert report["published"]["agol"]["upserted"] == 60

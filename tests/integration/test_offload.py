@@ -15,11 +15,11 @@ from emulators.knack import KnackEmulator
 from tasks.domain.config import parse_config
 from tasks.domain.errors import StoreError
 from tasks.domain.layout import serialize_record
-from tasks.knack_client import KnackClient
-from tasks.offload import offload_container
-from tasks.ratelimit import LocalRateLimiter
-from tasks.storage import LocalStorage, S3Storage
-from tasks.store import RecordStore, utc_now
+from tasks.knack.client import KnackClient
+from tasks.knack.offload import offload_container
+from tasks.knack.ratelimit import LocalRateLimiter
+from tasks.store.backends import LocalStorage, S3Storage
+from tasks.store.records import RecordStore, utc_now
 from tests.integration.test_store import CountingStorage
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.agol import error_code, is_token_error, is_transient_agol
+from tasks.agol.client import error_code, is_token_error, is_transient_agol
 from tasks.domain.agol import (
     LayerInfo,
     check_edit_results,

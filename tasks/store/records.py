@@ -29,7 +29,7 @@ from tasks.domain.layout import (
     serialize_record,
     state_key,
 )
-from tasks.storage import Storage
+from tasks.store.backends import Storage
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from prefect.logging import get_run_logger
 
-from tasks.context import open_store
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import StoreError
 from tasks.domain.formatting import (
@@ -27,7 +26,8 @@ from tasks.domain.formatting import (
     format_value,
 )
 from tasks.domain.layout import Manifest
-from tasks.store import RecordStore, run_name
+from tasks.store.open import open_store
+from tasks.store.records import RecordStore, run_name
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_e
 from blocks.knack import KnackCredentials
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
-from tasks.ratelimit import RateLimiter
+from tasks.knack.ratelimit import RateLimiter
 
 MAX_ROWS_PER_PAGE = 1000
 # Pages in flight when ``workers`` is not fixed: enough for limit × page latency (10/s × 2 s pages

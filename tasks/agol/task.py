@@ -11,12 +11,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.agol import delete_ids, list_ids, open_target, upsert_features
+from tasks.agol.client import delete_ids, list_ids, open_target, upsert_features
 from tasks.credentials import agol_credentials
 from tasks.domain.agol import dropped_fields, to_agol_feature
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import AgolEditFailed, ConfigError, UnpublishableRecords
-from tasks.publish import advance_cursor, formatted_batches, publishing
+from tasks.publishing import advance_cursor, formatted_batches, publishing
 
 
 @task(name="publish-to-agol", cache_policy=NO_CACHE)

@@ -17,7 +17,7 @@ from typing import Any
 from tasks.domain.config import ContainerConfig
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
-from tasks.store import RecordStore, WriteStats, new_generation
+from tasks.store.records import RecordStore, WriteStats, new_generation
 
 # The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
 # and clocks drift. Anything edited after the fetch began is stamped after the cursor, so fetched again.

@@ -15,9 +15,9 @@ from tasks.credentials import socrata_credentials
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import ConfigError, UnpublishableRecords
 from tasks.domain.socrata import dropped_columns, to_socrata_row
-from tasks.publish import advance_cursor, formatted_batches, publishing
-from tasks.socrata import delete_rows, fetch_schema, list_row_ids, upsert_rows
-from tasks.store import utc_now
+from tasks.publishing import advance_cursor, formatted_batches, publishing
+from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, upsert_rows
+from tasks.store.records import utc_now
 
 
 @task(name="publish-to-socrata", cache_policy=NO_CACHE)

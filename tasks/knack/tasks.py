@@ -12,17 +12,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
-from tasks.context import open_store
 from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings
 from tasks.domain.errors import ConfigError
 from tasks.domain.formatting import container_schema, destination_names
 from tasks.domain.knack import unreadable_modified
 from tasks.domain.report import artifact_key
-from tasks.knack_client import KnackClient
-from tasks.offload import OffloadResult, offload_container
-from tasks.ratelimit import make_rate_limiter
-from tasks.store import WriteStats, run_name, utc_now
+from tasks.knack.client import KnackClient
+from tasks.knack.offload import OffloadResult, offload_container
+from tasks.knack.ratelimit import make_rate_limiter
+from tasks.store.open import open_store
+from tasks.store.records import WriteStats, run_name, utc_now
 
 PROGRESS_EVERY_S = 10.0
 

@@ -1,4 +1,4 @@
-"""Save an environment's blocks from environment variables: ``python -m blocks.create --env prod --app APP``.
+"""Save an environment's blocks from environment variables: ``python -m tasks.save_blocks --env prod --app APP``.
 
 Each system whose variables are set gets its block (Knack: ``knack-<app>-<env>`` for every ``--app``;
 ``socrata-<env>``; ``agol-<env>``; ``s3-<env>`` from ``--bucket`` and the AWS variables). Systems with
@@ -11,11 +11,10 @@ import argparse
 import os
 import sys
 
+from blocks import ArcGISCredentials, KnackCredentials, SocrataCredentials
 from tasks.credentials import AGOL_ENV, KNACK_ENV, SOCRATA_ENV, from_env, knack_block_name
 from tasks.domain.config import ENVS
 from tasks.domain.errors import CredentialsError
-
-from . import ArcGISCredentials, KnackCredentials, SocrataCredentials
 
 
 def save_s3_block(env: str, bucket: str) -> str:
