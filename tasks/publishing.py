@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,60 +26,9 @@ from tasks.domain.formatting import (
     format_value,
 )
 from tasks.domain.layout import Manifest
+from tasks.domain.plan import PublishPlan, plan_publish
 from tasks.store.open import open_store
 from tasks.store.records import RecordStore, run_name
-
-
-@dataclass(frozen=True)
-class PublishPlan:
-    """The work of one publish run."""
-
-    destination: str
-    full: bool
-    cursor: int               # the generation published before this run
-    target: int               # the generation this run publishes up to
-    changed: list[str]        # ids to upsert
-    deleted: list[str]        # ids to delete downstream (on a full refresh: filled in by the publisher)
-    advance: bool             # may the cursor move when the run succeeds
-    columns: Mapping[str, str] = field(default_factory=dict)  # field key → column, recorded in the cursor
-    remapped: list[str] = field(default_factory=list)         # columns whose field changed since the cursor
-
-    def summary(self) -> str:
-        mode = "full refresh" if self.full else "incremental"
-        again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
-        return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
-                f"{len(self.changed)} to upsert, {len(self.deleted)} to delete{again}")
-
-
-def remapped_columns(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
-    """``field_4: notes → remarks`` for each field whose column changed (or that appeared or went)."""
-    return [f"{key}: {before.get(key, '-')} → {after.get(key, '-')}" for key in sorted(before.keys() | after.keys())
-            if before.get(key) != after.get(key)]
-
-
-def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, destination: str, *,
-                 full: bool, since: datetime | None = None, columns: Mapping[str, str] | None = None
-                 ) -> PublishPlan:
-    """Changed and deleted ids since the destination's cursor (everything on a full refresh or first run).
-
-    ``since`` narrows the upserts to records whose Knack modified instant is at or after it; such a
-    run does not move the cursor (it may have left earlier changes out). When the field → column
-    mapping (``columns``) differs from the one the cursor recorded (a field renamed in Knack), every
-    row is upserted again: an incremental run would leave a column holding one field in old rows and
-    another in new ones.
-    """
-    cursor = int(cursor_doc["generation"]) if cursor_doc else 0
-    full = full or cursor_doc is None
-    columns = dict(columns or {})
-    recorded = (cursor_doc or {}).get("columns")
-    remapped = remapped_columns(recorded, columns) if isinstance(recorded, dict) and columns and not full else []
-    changed = manifest.changed_since(0 if full or remapped else cursor)
-    if since is not None and not remapped:
-        changed = [rid for rid in changed
-                   if (modified := manifest.records[rid][1]) is None or datetime.fromisoformat(modified) >= since]
-    deleted = [] if full else manifest.deleted_since(cursor)
-    return PublishPlan(destination, full, cursor, manifest.generation, sorted(changed), sorted(deleted),
-                       advance=since is None, columns=columns, remapped=remapped)
 
 
 def load_schema(store: RecordStore, container: str) -> tuple[dict[str, Any], ContainerSchema]:

@@ -17,7 +17,8 @@ from typing import Any
 from tasks.domain.config import ContainerConfig
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
-from tasks.store.records import RecordStore, WriteStats, new_generation
+from tasks.domain.plan import new_generation, plan_since
+from tasks.store.records import RecordStore, WriteStats
 
 # The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
 # and clocks drift. Anything edited after the fetch began is stamped after the cursor, so fetched again.
@@ -123,21 +124,6 @@ def _watch_fields(pages: Iterable[list[dict[str, Any]]], known: set[str], unknow
             unknown.update(_field_keys(page[0]) - known)
             unknown.update(_field_keys(page[-1]) - known)
         yield page
-
-
-def plan_since(cursor: Mapping[str, Any] | None, since_override: datetime | None, full: bool
-               ) -> tuple[datetime | None, bool]:
-    """(fetch records modified at or after this instant, may the cursor advance afterwards).
-
-    No cursor yet or ``full`` → everything. An explicit ``since`` later than the cursor would leave a
-    gap, so such a run leaves the cursor where it is.
-    """
-    stored = datetime.fromisoformat(cursor["instant"]) if cursor else None
-    if full or (stored is None and since_override is None):
-        return None, True
-    if since_override is not None:
-        return since_override, stored is not None and since_override <= stored
-    return stored, True
 
 
 def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],

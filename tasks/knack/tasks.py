@@ -14,9 +14,9 @@ from prefect.logging import get_run_logger
 
 from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings
-from tasks.domain.errors import ConfigError
-from tasks.domain.formatting import container_schema, destination_names
+from tasks.domain.formatting import container_schema, renamed_fields
 from tasks.domain.knack import unreadable_modified
+from tasks.domain.plan import check_container
 from tasks.domain.report import artifact_key
 from tasks.knack.client import KnackClient
 from tasks.knack.offload import OffloadResult, offload_container
@@ -70,18 +70,6 @@ def fetch_metadata(app: AppConfig, env: str) -> dict[str, Any]:
     get_run_logger().info("fetched metadata of app %s (%s)", app.name,
                           metadata.get("application", {}).get("name"))
     return metadata
-
-
-def renamed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
-    """``object_1.field_4 'Notes' → 'Remarks'`` for every field whose label changed between two metadata."""
-    def labels(metadata: dict[str, Any] | None) -> dict[str, str]:
-        app = (metadata or {}).get("application", metadata or {})
-        return {f"{obj.get('key')}.{fld.get('key')}": str(fld.get("name"))
-                for obj in app.get("objects") or [] for fld in obj.get("fields") or []}
-
-    before, after = labels(old), labels(new)
-    return [f"{key} {before[key]!r} → {after[key]!r}" for key in sorted(before.keys() & after.keys())
-            if before[key] != after[key]]
 
 
 @task(name="store-metadata", cache_policy=NO_CACHE)
@@ -141,36 +129,6 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
                     "schema changed; metadata will be refetched", app.name, cfg.key,
                     ", ".join(result.unknown_fields))
     return summary
-
-
-def check_container(metadata: dict[str, Any], app: str, cfg: ContainerConfig) -> None:
-    """The config against the app itself: the container, its modified date field, its location fields,
-    the field map and the derived column names. Checked before anything is written."""
-    where = f"{app}/{cfg.key}"
-    try:
-        schema = container_schema(metadata, cfg.key)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}; fix the container key (or scene_id) in the config") from None
-    fields = {f.key: f for f in schema.fields}
-    dates = ", ".join(k for k, f in fields.items() if f.type == "date_time") or "none"
-    modified = fields.get(cfg.modified_date_field_id)
-    if modified is None or modified.type != "date_time":
-        what = "is not a field of it" if modified is None else f"is a {modified.type} field"
-        raise ConfigError(f"{where}: modified_date_field_id {cfg.modified_date_field_id} {what}; "
-                          f"its date fields: {dates}")
-    for key in cfg.location_fields:
-        if key not in fields or fields[key].type != "address":
-            addresses = ", ".join(k for k, f in fields.items() if f.type == "address") or "none"
-            raise ConfigError(f"{where}: location_fields entry {key} is not an address field of it; "
-                              f"its address fields: {addresses}")
-    unknown = sorted(set(cfg.socrata_field_map) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: socrata_field_map names {', '.join(unknown)}, not fields of it")
-    if cfg.destinations():
-        try:
-            destination_names(schema, cfg.socrata_field_map)
-        except ConfigError as exc:  # two fields on one column; the message starts with the container key
-            raise ConfigError(f"{app}/{exc}") from None
 
 
 def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,

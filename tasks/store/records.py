@@ -22,13 +22,13 @@ from tasks.domain.layout import (
     Manifest,
     container_prefix,
     content_hash,
-    ids_to_delete,
     metadata_key,
     record_id_from_key,
     record_key,
     serialize_record,
     state_key,
 )
+from tasks.domain.plan import ids_to_delete
 from tasks.store.backends import Storage
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
@@ -271,11 +271,6 @@ class RecordStore:
         finally:
             for fut in (*current, *upcoming):
                 fut.cancel()
-
-
-def new_generation(manifest: Manifest) -> int:
-    """The generation number of a run that is about to change the store."""
-    return manifest.generation + 1
 
 
 def utc_now() -> datetime:

@@ -14,8 +14,9 @@ import pytest
 
 from tasks.domain.errors import RecordError, StoreError
 from tasks.domain.layout import Manifest, content_hash, serialize_record
+from tasks.domain.plan import new_generation
 from tasks.store.backends import LocalStorage, S3Storage, Storage
-from tasks.store.records import RecordStore, new_generation
+from tasks.store.records import RecordStore
 from tests.fixtures import KNACKPY_TEST_APP
 
 pytestmark = pytest.mark.integration
