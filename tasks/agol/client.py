@@ -1,8 +1,8 @@
 """ArcGIS Online I/O through the ``arcgis`` package: open a layer, find features by record id,
-upsert, delete, list. No Prefect here: the flows wrap these.
+upsert, delete, list. No Prefect here: ``tasks/agol/task.py`` calls these.
 
-Retries cover only what can pass by itself: "Your request has timed out" (504 envelopes), 5xx and
-dropped connections, with exponential backoff and jitter. A per-feature failure is never retried:
+Retries (``tasks/retry.py``) cover only what can pass by itself: "Your request has timed out" (504
+envelopes), 5xx and dropped connections, with exponential backoff and jitter. A per-feature failure is never retried:
 it is collected, the other chunks still land, and ``AgolEditFailed`` names every refused record at
 the end. An expired token (498/499) signs in again once, with a new ``GIS``: the client never does
 that itself, and after a 498 it stops sending the token to that URL for good.
@@ -15,25 +15,23 @@ instead of adding a duplicate.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying
 
 from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal, where_in
 from tasks.domain.batching import chunked
 from tasks.domain.errors import AgolError, ConfigError
-from tasks.retry import is_transient
+from tasks.retry import exponential_jitter, failure_of, is_transient, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 5
 BACKOFF_SECONDS = 2.0
-MAX_WAIT_SECONDS = 60.0
 _CODE = re.compile(r"Error Code: (\d+)|['\"]code['\"]: (\d+)")
 _TRANSIENT_CODES = frozenset({500, 502, 503, 504})
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]+", re.IGNORECASE)
@@ -102,17 +100,13 @@ class AgolTarget:
 
 def retry_policy(name: str, action: str, attempts: int = ATTEMPTS, backoff: float = BACKOFF_SECONDS) -> Retrying:
     """Transient faults only, ``attempts`` tries, exponential backoff with jitter, each retry logged."""
-    def wait(state: RetryCallState) -> float:
-        delay = backoff * 2 ** (state.attempt_number - 1)
-        return min(delay + random.uniform(0, backoff), MAX_WAIT_SECONDS)
-
     def log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
+        exc = failure_of(state)
         log.warning("ArcGIS %s: %s failed (%s), attempt %d; retrying", name, action,
                     _first_line(exc) if exc else "?", state.attempt_number)
 
-    return Retrying(retry=retry_if_exception(is_transient_agol), stop=stop_after_attempt(attempts), wait=wait,
-                    before_sleep=log_retry, reraise=True)
+    return retrying(attempts=attempts, wait=exponential_jitter(backoff), retry_on=is_transient_agol,
+                    before_sleep=log_retry)
 
 
 def _first_line(exc: BaseException) -> str:
