@@ -10,7 +10,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from tasks.domain.config import ContainerConfig
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
 from tasks.domain.plan import new_generation, plan_since
+from tasks.domain.results import OffloadResult
 from tasks.store.records import RecordStore, WriteStats
 
 # The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
@@ -90,26 +90,6 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
         finally:
             stop.set()
             thread.join()
-
-
-@dataclass
-class OffloadResult:
-    """Counts of one container's offload, for logs and the run artifact."""
-
-    container: str
-    mode: str                 # "full" or "incremental"
-    since: str | None         # the instant records were fetched from (None: everything)
-    cursor: str | None        # the Knack cursor after the run (None: not advanced)
-    fetched: int
-    written: int
-    unchanged: int
-    deleted: int
-    generation: int
-    unknown_fields: list[str]
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _field_keys(record: Mapping[str, Any]) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,17 +13,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
+from tasks.clock import utc_now
 from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings
 from tasks.domain.formatting import container_schema, renamed_fields
 from tasks.domain.knack import unreadable_modified
 from tasks.domain.plan import check_container
 from tasks.domain.report import artifact_key
+from tasks.domain.results import OffloadResult
 from tasks.knack.client import KnackClient
-from tasks.knack.offload import OffloadResult, offload_container
+from tasks.knack.offload import offload_container
 from tasks.knack.ratelimit import make_rate_limiter
+from tasks.store.locks import run_name
 from tasks.store.open import open_store
-from tasks.store.records import WriteStats, run_name, utc_now
+from tasks.store.records import WriteStats
 
 PROGRESS_EVERY_S = 10.0
 
@@ -90,7 +94,7 @@ def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[
 @task(name="records-to-store", cache_policy=NO_CACHE)
 def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
                      metadata: dict[str, Any], since: datetime | None = None, full: bool = False
-                     ) -> dict[str, Any]:
+                     ) -> OffloadResult:
     """Fetch the container's records modified since the Knack cursor and store what changed."""
     log = get_run_logger()
     client = knack_client(app, env)
@@ -110,12 +114,11 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
     with open_store(env, app.name, settings) as store, \
             store.lock(cfg.key, run_name(), "knack", timedelta(seconds=settings.lock_ttl_seconds)):
-        result: OffloadResult = offload_container(store, pages, cfg, metadata, since=since, full=full,
-                                                  started=started, log=log, on_progress=progress.update)
+        result = offload_container(store, pages, cfg, metadata, since=since, full=full,
+                                   started=started, log=log, on_progress=progress.update)
     progress.finish()
-    summary = result.as_dict() | {"knack_requests": client.stats.requests,
-                                  "quota_remaining": client.stats.quota_remaining,
-                                  "store": store.storage.description}
+    result = replace(result, knack_requests=client.stats.requests, quota_remaining=client.stats.quota_remaining,
+                     store=store.storage.description)
     log.info("%s/%s: %d fetched, %d written, %d unchanged, %d deleted; %d Knack requests; cursor %s",
              app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
              client.stats.requests, result.cursor or "unchanged")
@@ -128,11 +131,11 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
         log.warning("%s/%s: records carry fields the stored metadata does not know (%s): the app's "
                     "schema changed; metadata will be refetched", app.name, cfg.key,
                     ", ".join(result.unknown_fields))
-    return summary
+    return result
 
 
 def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
-            since: datetime | None, full: bool) -> dict[str, Any]:
+            since: datetime | None, full: bool) -> OffloadResult:
     """Metadata (cached), records → store, then the metadata → store; on schema drift the metadata is
     fetched again before it is stored, so publishers never format records with stale fields.
 
@@ -141,8 +144,8 @@ def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
     """
     metadata = fetch_metadata(app, env)
     check_container(metadata, app.name, cfg)
-    summary = records_to_store(app, cfg, env, settings, metadata, since, full)
-    if summary["unknown_fields"]:
+    stored = records_to_store(app, cfg, env, settings, metadata, since, full)
+    if stored.unknown_fields:
         metadata = fetch_metadata.with_options(refresh_cache=True)(app, env)
     store_metadata(app, env, settings, metadata)
-    return summary
+    return stored

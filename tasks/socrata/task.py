@@ -1,8 +1,11 @@
-"""Prefect task: publish a container's changes from the store to its Socrata dataset."""
+"""Prefect task: publish a container's changes from the store to its Socrata dataset.
+
+``SocrataDataset`` is the Socrata side of the one publish driver (``tasks/publishing.py``): rows are
+shaped by ``tasks/domain/socrata.py`` and sent by ``tasks/socrata/client.py``.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -11,64 +14,74 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.clock import utc_now
 from tasks.credentials import socrata_credentials
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import ConfigError, UnpublishableRecords
-from tasks.domain.socrata import dropped_columns, to_socrata_row
-from tasks.publishing import advance_cursor, formatted_batches, publishing
+from tasks.domain.results import PublishResult
+from tasks.domain.socrata import SocrataSchema, dropped_columns, to_socrata_row
+from tasks.publishing import PublishContext, publish
 from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, upsert_rows
-from tasks.store.records import utc_now
+
+
+class SocrataDataset:
+    """One container's dataset. Never a replace: rows are upserted and deleted by ``id``."""
+
+    role = "socrata"
+
+    def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool) -> None:
+        if cfg.socrata_resource_id is None:
+            raise ConfigError(f"{app}/{cfg.key} has no socrata_resource_id")
+        if full and cfg.no_replace_socrata:
+            raise ConfigError(f"{app}/{cfg.key}: no_replace_socrata forbids a full refresh of dataset "
+                              f"{cfg.socrata_resource_id}; run without --full")
+        self.cfg, self.env = cfg, env
+        self.resource_id: str = cfg.socrata_resource_id
+        self.batch_size = settings.socrata_chunk_size
+        self.name = f"Socrata {self.resource_id}"
+
+    def open(self, ctx: PublishContext) -> None:
+        self.ctx = ctx
+        self.client = socrata_credentials(self.env).get_client()
+        self.schema: SocrataSchema = fetch_schema(self.client, self.resource_id)
+        self.schema.check_publishable()
+        dropped = dropped_columns(ctx.names, self.schema, self.cfg.append_timestamp_column)
+        if dropped:
+            get_run_logger().info("Socrata %s has no column for %s: not published", self.resource_id,
+                                  ", ".join(dropped))
+        self.published_at = utc_now()
+
+    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        return to_socrata_row(record_id, values, self.ctx.names, self.schema, location_fields=self.cfg.location_fields,
+                              app_tz=self.ctx.schema.timezone, published_at=self.published_at,
+                              append_timestamp_column=self.cfg.append_timestamp_column)
+
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
+        totals = upsert_rows(self.client, self.resource_id, payloads, chunk_size=self.batch_size)
+        return {"upserted": totals.get("rows", 0), "created": totals.get("created", 0),
+                "updated": totals.get("updated", 0)}
+
+    def ids(self) -> set[str]:
+        return list_row_ids(self.client, self.resource_id)
+
+    def delete(self, ids: list[str]) -> dict[str, int]:
+        if ids:
+            delete_rows(self.client, self.resource_id, ids, self.batch_size)
+        return {}
+
+    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
+        return UnpublishableRecords(f"Socrata dataset {self.resource_id}", unreadable) if unreadable else None
+
+    def outcome(self, result: PublishResult, cursor: int) -> str:
+        return f"{result.upserted} rows upserted, {result.deleted} deleted; cursor at generation {cursor}"
 
 
 @task(name="publish-to-socrata", cache_policy=NO_CACHE)
 def publish_socrata(app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool = False,
-                    since: datetime | None = None) -> dict[str, Any]:
+                    since: datetime | None = None) -> PublishResult:
     """Upsert changed rows and delete deleted ones; on a full refresh, upsert all then delete strays.
 
     Never a replace: the dataset is never empty or partial while this runs. The Socrata cursor moves
     only when every chunk succeeded.
     """
-    log = get_run_logger()
-    clock = time.monotonic()
-    resource_id = cfg.socrata_resource_id
-    if resource_id is None:
-        raise ConfigError(f"{app}/{cfg.key} has no socrata_resource_id")
-    if full and cfg.no_replace_socrata:
-        raise ConfigError(f"{app}/{cfg.key}: no_replace_socrata forbids a full refresh of dataset "
-                          f"{resource_id}; run without --full")
-    with publishing(app, cfg, env, settings, "socrata", full=full, since=since) as ctx:
-        plan = ctx.plan
-        log.info("%s/%s → Socrata %s: %s", app, cfg.key, resource_id, plan.summary())
-        client = socrata_credentials(env).get_client()
-        schema = fetch_schema(client, resource_id)
-        schema.check_publishable()
-        dropped = dropped_columns(ctx.names, schema, cfg.append_timestamp_column)
-        if dropped:
-            log.info("Socrata %s has no column for %s: not published", resource_id, ", ".join(dropped))
-        published_at = utc_now()
-        unfit: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
-
-        def rows() -> Iterator[dict[str, Any]]:
-            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, settings.socrata_chunk_size,
-                                           unfit):
-                for record_id, values in batch:
-                    yield to_socrata_row(record_id, values, ctx.names, schema, location_fields=cfg.location_fields,
-                                         app_tz=ctx.schema.timezone, published_at=published_at,
-                                         append_timestamp_column=cfg.append_timestamp_column)
-
-        upserted = upsert_rows(client, resource_id, rows(), chunk_size=settings.socrata_chunk_size)
-        doomed = plan.deleted
-        if plan.full:
-            doomed = sorted(list_row_ids(client, resource_id) - set(ctx.manifest.records))
-        if doomed:
-            delete_rows(client, resource_id, doomed, settings.socrata_chunk_size)
-        if unfit:
-            raise UnpublishableRecords(f"Socrata dataset {resource_id}", unfit)
-        result = {"mode": "full" if plan.full else "incremental", "read": len(plan.changed),
-                  "upserted": upserted.get("rows", 0), "created": upserted.get("created", 0),
-                  "updated": upserted.get("updated", 0), "deleted": len(doomed),
-                  "generation": plan.target, "seconds": round(time.monotonic() - clock, 3)}
-        advance_cursor(ctx.store, cfg.key, plan, {"upserted": result["upserted"], "deleted": len(doomed)})
-    log.info("%s/%s → Socrata %s: %d rows upserted, %d deleted; cursor at generation %d", app, cfg.key,
-             resource_id, result["upserted"], result["deleted"], plan.target if plan.advance else plan.cursor)
-    return result
+    return publish(SocrataDataset(app, cfg, env, settings, full), app, cfg, env, settings, full=full, since=since)

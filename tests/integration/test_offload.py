@@ -12,6 +12,7 @@ import pytest
 
 from blocks.knack import KnackCredentials
 from emulators.knack import KnackEmulator
+from tasks.clock import utc_now
 from tasks.domain.config import parse_config
 from tasks.domain.errors import StoreError
 from tasks.domain.layout import serialize_record
@@ -19,7 +20,7 @@ from tasks.knack.client import KnackClient
 from tasks.knack.offload import offload_container
 from tasks.knack.ratelimit import LocalRateLimiter
 from tasks.store.backends import LocalStorage, S3Storage
-from tasks.store.records import RecordStore, utc_now
+from tasks.store.records import RecordStore
 from tests.integration.test_store import CountingStorage
 
 pytestmark = pytest.mark.integration
