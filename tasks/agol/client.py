@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying
 
-from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal, where_in
+from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal
 from tasks.domain.batching import chunked
 from tasks.domain.errors import AgolError, ConfigError
+from tasks.domain.text import where_in
 from tasks.retry import exponential_jitter, failure_of, is_transient, retrying
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ T = TypeVar("T")
 
 ATTEMPTS = 5
 BACKOFF_SECONDS = 2.0
+LOOKUP_BATCH = 500  # record ids per lookup query
 _CODE = re.compile(r"Error Code: (\d+)|['\"]code['\"]: (\d+)")
 _TRANSIENT_CODES = frozenset({500, 502, 503, 504})
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]+", re.IGNORECASE)
@@ -162,9 +164,10 @@ def _key(attributes: Mapping[str, Any], match_field: str) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _lookup(lyr: Any, ids: Sequence[str], match_field: str, oid_field: str) -> dict[str, list[int]]:
-    """One ``IN`` query (the client POSTs it when the URL would be long); no retries here."""
-    result = lyr.query(where=where_in(match_field, ids), out_fields=match_field, return_geometry=False)
+def _object_ids(lyr: Any, where: str, match_field: str, oid_field: str) -> dict[str, list[int]]:
+    """Record id → OBJECTIDs (ascending; more than one means duplicates) of the features ``where`` selects
+    (the client pages past maxRecordCount); no retries here."""
+    result = lyr.query(where=where, out_fields=match_field, return_geometry=False)
     found: dict[str, list[int]] = {}
     for feature in result.features:
         key = _key(feature.attributes, match_field)
@@ -173,29 +176,18 @@ def _lookup(lyr: Any, ids: Sequence[str], match_field: str, oid_field: str) -> d
     return {k: sorted(v) for k, v in found.items()}
 
 
-def find_object_ids(layer: AgolTarget | Any, ids: Iterable[str], match_field: str = MATCH_FIELD,
-                    chunk: int = 500) -> dict[str, list[int]]:
-    """OBJECTIDs of the features holding each record id (ascending; more than one means duplicates)."""
-    target = _as_target(layer)
+def _lookup(lyr: Any, ids: Sequence[str], match_field: str, oid_field: str) -> dict[str, list[int]]:
+    """The OBJECTIDs of ``ids``: one ``IN`` query per 500 ids (the client POSTs it when the URL would be long)."""
     found: dict[str, list[int]] = {}
-    for batch in chunked(dict.fromkeys(str(i) for i in ids), chunk):
-        found.update(target.call(f"looking up {len(batch)} ids", lambda lyr, b=batch: _lookup(
-            lyr, b, match_field, target.info.object_id_field)))
+    for batch in chunked(ids, LOOKUP_BATCH):
+        found.update(_object_ids(lyr, where_in(match_field, batch), match_field, oid_field))
     return found
 
 
 def list_ids(layer: AgolTarget | Any, match_field: str = MATCH_FIELD) -> dict[str, list[int]]:
-    """Every record id in the layer and its OBJECTIDs (the client pages past maxRecordCount)."""
+    """Every record id in the layer and its OBJECTIDs."""
     target = _as_target(layer)
-    oid_field = target.info.object_id_field
-    result = target.call("listing ids", lambda lyr: lyr.query(where="1=1", out_fields=match_field,
-                                                              return_geometry=False))
-    found: dict[str, list[int]] = {}
-    for feature in result.features:
-        key = _key(feature.attributes, match_field)
-        if key is not None:
-            found.setdefault(key, []).append(int(feature.attributes[oid_field]))
-    return {k: sorted(v) for k, v in found.items()}
+    return target.call("listing ids", lambda lyr: _object_ids(lyr, "1=1", match_field, target.info.object_id_field))
 
 
 def _edit(lyr: Any, ids: Mapping[str, list[str]], **edits: Any) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -223,9 +215,7 @@ def _upsert_chunk(target: AgolTarget, features: Sequence[Mapping[str, Any]], mat
     oid_field = target.info.object_id_field
 
     def attempt(lyr: Any) -> tuple[dict[str, int], list[tuple[str, str]]]:
-        existing = {}
-        for batch in chunked(list(by_id), 500):
-            existing.update(_lookup(lyr, batch, match_field, oid_field))
+        existing = _lookup(lyr, list(by_id), match_field, oid_field)
         adds, updates, deletes = [], [], []
         ids: dict[str, list[str]] = {"adds": [], "updates": [], "deletes": []}
         for record_id, feature in by_id.items():
@@ -280,9 +270,7 @@ def delete_ids(layer: AgolTarget | Any, ids: Iterable[str], match_field: str = M
     deleted = 0
     for chunk in chunked(dict.fromkeys(str(i) for i in ids), chunk_size):
         def attempt(lyr: Any, batch: list[str] = chunk) -> int:
-            existing: dict[str, list[int]] = {}
-            for part in chunked(batch, 500):
-                existing.update(_lookup(lyr, part, match_field, target.info.object_id_field))
+            existing = _lookup(lyr, batch, match_field, target.info.object_id_field)
             owners = [record_id for record_id in batch for _ in existing.get(record_id, [])]
             if not owners:
                 return 0

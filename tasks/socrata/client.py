@@ -21,6 +21,7 @@ from tenacity import RetryCallState
 from tasks.domain.batching import chunked
 from tasks.domain.errors import SocrataError, SocrataRejectedRows
 from tasks.domain.socrata import ID_COLUMN, SocrataSchema, check_upsert_result, deleted_row, upsert_counts
+from tasks.domain.text import where_in
 from tasks.retry import exponential_jitter, failure_of, hinted, retry_after, retrying, status_of
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _check_gone(client: Any, resource_id: str, ids: Sequence[str], **retry: Any)
     """After a delete chunk reported errors, fail only if some of its ids are still there."""
     remaining: list[str] = []
     for batch in chunked(ids, _VERIFY_BATCH):
-        where = f"{ID_COLUMN} IN ({', '.join(_quoted(i) for i in batch)})"
+        where = where_in(ID_COLUMN, batch)
         try:
             found = call_socrata(partial(client.get, resource_id, select=ID_COLUMN, where=where,
                                          limit=len(batch)), **retry)
@@ -123,11 +124,6 @@ def _check_gone(client: Any, resource_id: str, ids: Sequence[str], **retry: Any)
         remaining.extend(str(r[ID_COLUMN]) for r in found if ID_COLUMN in r)
     if remaining:
         raise SocrataRejectedRows(resource_id, remaining, "rows still present after a :deleted upsert")
-
-
-def _quoted(text: str) -> str:
-    """A SoQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def list_row_ids(client: Any, resource_id: str, id_field: str = ID_COLUMN, *, page_size: int = 10000,
