@@ -1,4 +1,8 @@
-"""Prefect tasks that talk to Knack: app metadata (cached) and records into the store."""
+"""Prefect tasks that talk to Knack: app metadata (cached) and records into the store.
+
+``offload`` is the whole Knack → store step the ``sync`` and ``records-to-s3`` flows run: metadata,
+then the ``records-to-store`` task (``offload.py`` does its work), then the metadata into the store.
+"""
 
 from __future__ import annotations
 
