@@ -49,7 +49,7 @@ class FetchClock:
         self._lock = threading.Lock()
 
     def install(self) -> None:
-        from tasks.knack_client import KnackClient
+        from tasks.knack.client import KnackClient
 
         original = KnackClient._get
         clock = self

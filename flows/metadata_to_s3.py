@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows._cli import parser, run
 from tasks.domain.config import check_env, load_config
-from tasks.knack import fetch_metadata, store_metadata
+from tasks.knack.tasks import fetch_metadata, store_metadata
 
 
 @flow(name="metadata-to-s3", flow_run_name="metadata-to-s3-{app}-{env}")

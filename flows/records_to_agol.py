@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from prefect import flow
 
 from flows._cli import parser, run
+from tasks.agol.task import publish_agol
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
-from tasks.publish_agol import publish_agol
+from tasks.domain.results import PublishResult
 
 
 @flow(name="records-to-agol", flow_run_name="records-to-agol-{app}-{container}-{env}")
 def records_to_agol(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
-                       config_path: str | None = None) -> dict[str, Any]:
+                       config_path: str | None = None) -> PublishResult:
     """Records changed in the store since the ArcGIS cursor (all with ``full``) → the layer or table."""
     config, _, cfg = load_container(app, container, env, config_path)
     return publish_agol(app, cfg, env, config.settings, full, parse_since(date) if date else None)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from prefect import flow
 
 from flows._cli import parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
-from tasks.knack import offload
+from tasks.domain.results import OffloadResult
+from tasks.knack.tasks import offload
 
 
 @flow(name="records-to-s3", flow_run_name="records-to-s3-{app}-{container}-{env}")
 def records_to_s3(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
-                  config_path: str | None = None) -> dict[str, Any]:
+                  config_path: str | None = None) -> OffloadResult:
     """Knack records modified since the Knack cursor (or ``date``; everything with ``full``) → store."""
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     since = parse_since(date) if date else None

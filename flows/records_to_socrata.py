@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from prefect import flow
 
 from flows._cli import parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
-from tasks.publish_socrata import publish_socrata
+from tasks.domain.results import PublishResult
+from tasks.socrata.task import publish_socrata
 
 
 @flow(name="records-to-socrata", flow_run_name="records-to-socrata-{app}-{container}-{env}")
 def records_to_socrata(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
-                       config_path: str | None = None) -> dict[str, Any]:
+                       config_path: str | None = None) -> PublishResult:
     """Records changed in the store since the Socrata cursor (all with ``full``) → the dataset."""
     config, _, cfg = load_container(app, container, env, config_path)
     return publish_socrata(app, cfg, env, config.settings, full, parse_since(date) if date else None)

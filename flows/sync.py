@@ -19,7 +19,8 @@ from flows.records_to_socrata import records_to_socrata
 from tasks.domain.config import ContainerConfig, load_container
 from tasks.domain.errors import ConfigError, KnackServicesError
 from tasks.domain.knack import parse_since
-from tasks.knack import offload
+from tasks.domain.results import PublishFailure, PublishResult, SyncReport
+from tasks.knack.tasks import offload
 from tasks.report import publish_report
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}
@@ -64,16 +65,16 @@ def sync(app: str, container: str, env: str = "dev", since: str | None = None, f
                                      container=container, env=env, full=publish_full, config_path=config_path,
                                      return_state=True)
     states = {name: run.result() for name, run in runs.items()}
-    published = {name: (state.result() if state.is_completed() else {"error": _reason(state)})
-                 for name, state in states.items()}
+    published: dict[str, PublishResult | PublishFailure] = {
+        name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))
+        for name, state in states.items()}
 
-    report = {"app": app, "container": container, "env": env, "store": stored, "published": published}
+    report = SyncReport(app, container, env, stored, published)
     publish_report(report)
-    failed = [name for name, state in states.items() if not state.is_completed()]
-    if failed:
+    if failed := report.failed():
         raise PublishFailed(f"{app}/{container}: the store is up to date, but publishing to "
-                            f"{', '.join(failed)} failed: " + "; ".join(published[n]["error"] for n in failed))
-    return report
+                            f"{', '.join(failed)} failed: " + "; ".join(failed.values()))
+    return report.as_dict()
 
 
 def _reason(state: Any) -> str:

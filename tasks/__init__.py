@@ -1,1 +1,2 @@
-"""Prefect tasks and the I/O code behind them; pure code lives in ``tasks.domain``."""
+"""Prefect tasks and the I/O behind them, a folder per system (``knack``, ``store``, ``socrata``, ``agol``);
+pure code lives in ``tasks.domain``. The README's "Code map" says which file owns what."""

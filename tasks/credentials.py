@@ -2,14 +2,15 @@
 
 Block names: ``knack-<app>-<env>``, ``socrata-<env>``, ``agol-<env>``, ``s3-<env>`` (a prefect-aws
 ``S3Bucket``). When a block does not exist, the seed's environment variables stand in for it, so
-``docker run --env-file`` and local runs keep working. This is the only module that reads them.
+``docker run --env-file`` and local runs keep working. This is the only module that reads them (besides
+``save_blocks.py``, the CLI that saves them as blocks).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
@@ -27,8 +28,26 @@ AGOL_ENV = {"url": "AGOL_URL", "username": "AGOL_USERNAME", "password": "AGOL_PA
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
 
 
-def knack_block_name(app: str, env: str) -> str:
-    return f"knack-{app}-{env}"
+@dataclass(frozen=True)
+class BlockSource(Generic[B]):
+    """Where one system's credentials come from: the block's type and name, and the variables that stand in."""
+
+    cls: type[B]
+    name: str
+    env_map: dict[str, str]       # block field → environment variable
+    required: tuple[str, ...]     # fields that must be set
+
+
+def knack_source(app: str, env: str) -> BlockSource[KnackCredentials]:
+    return BlockSource(KnackCredentials, f"knack-{app}-{env}", KNACK_ENV, ("app_id", "api_key"))
+
+
+def socrata_source(env: str) -> BlockSource[SocrataCredentials]:
+    return BlockSource(SocrataCredentials, f"socrata-{env}", SOCRATA_ENV, ("domain", "username", "password"))
+
+
+def agol_source(env: str) -> BlockSource[ArcGISCredentials]:
+    return BlockSource(ArcGISCredentials, f"agol-{env}", AGOL_ENV, ("username", "password"))
 
 
 def load_block(cls: type[B], name: str) -> B | None:
@@ -41,37 +60,37 @@ def load_block(cls: type[B], name: str) -> B | None:
         raise
 
 
-def from_env(cls: type[B], block_name: str, env_map: dict[str, str], required: tuple[str, ...]) -> B:
+def from_env(source: BlockSource[B]) -> B:
     """Build a block from environment variables; a missing one is an error naming the block and variables."""
-    values = {field: os.environ[var] for field, var in env_map.items() if os.environ.get(var)}
-    missing = [env_map[f] for f in required if f not in values]
+    values = {field: os.environ[var] for field, var in source.env_map.items() if os.environ.get(var)}
+    missing = [source.env_map[f] for f in source.required if f not in values]
     if missing:
-        wanted = ", ".join(env_map[f] for f in required)
+        wanted = ", ".join(source.env_map[f] for f in source.required)
         raise CredentialsError(
-            f"no {cls.__name__} block named {block_name!r}, and the environment lacks {', '.join(missing)}: "
-            f"create the block (see README, 'Credentials') or set {wanted}"
+            f"no {source.cls.__name__} block named {source.name!r}, and the environment lacks "
+            f"{', '.join(missing)}: create the block (see README, 'Credentials') or set {wanted}"
         )
-    return cls(**values)
+    return source.cls(**values)
 
 
-def resolve(cls: type[B], block_name: str, env_map: dict[str, str], required: tuple[str, ...]) -> B:
+def resolve(source: BlockSource[B]) -> B:
     """The block if saved, else one built from the environment."""
-    return load_block(cls, block_name) or from_env(cls, block_name, env_map, required)
+    return load_block(source.cls, source.name) or from_env(source)
 
 
 def knack_credentials(app: str, env: str) -> KnackCredentials:
     """Credentials for one Knack app: block ``knack-<app>-<env>`` or KNACK_APP_ID / KNACK_API_KEY."""
-    return resolve(KnackCredentials, knack_block_name(app, env), KNACK_ENV, ("app_id", "api_key"))
+    return resolve(knack_source(app, env))
 
 
 def socrata_credentials(env: str) -> SocrataCredentials:
     """Block ``socrata-<env>`` or SOCRATA_DOMAIN / SOCRATA_USERNAME / SOCRATA_PASSWORD."""
-    return resolve(SocrataCredentials, f"socrata-{env}", SOCRATA_ENV, ("domain", "username", "password"))
+    return resolve(socrata_source(env))
 
 
 def agol_credentials(env: str) -> ArcGISCredentials:
     """Block ``agol-<env>`` or AGOL_USERNAME / AGOL_PASSWORD (AGOL_URL defaults to arcgis.com)."""
-    return resolve(ArcGISCredentials, f"agol-{env}", AGOL_ENV, ("username", "password"))
+    return resolve(agol_source(env))
 
 
 @dataclass(frozen=True)

@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.socrata",
     "tests.fixtures.arcgis",
     "tests.fixtures.s3",
+    "tests.fixtures.store",
     "tests.fixtures.pipeline",
 ]

@@ -24,6 +24,7 @@ from typing import Any
 
 from tasks.domain.errors import AgolEditFailed, ConfigError
 from tasks.domain.formatting import Address
+from tasks.domain.text import as_text
 
 MATCH_FIELD = "id"
 STRING_TYPES = frozenset({"esriFieldTypeString", "esriFieldTypeGUID"})
@@ -95,18 +96,8 @@ def strip_html(text: str) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Address):
-        return value.text or None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        parts = [t for t in (_text(v) for v in value) if t]
-        return ", ".join(parts) or None
-    if isinstance(value, str):
-        return strip_html(value)
-    return str(value)
+    """Text for a string field: HTML stripped, dates in ISO 8601."""
+    return as_text(value, date=datetime.isoformat, string=strip_html)
 
 
 def _number(value: Any, fld: LayerField, where: str) -> int | float:
@@ -262,17 +253,3 @@ def refusal(layer_name: str, failures: Sequence[tuple[str, str]]) -> AgolEditFai
     """One error naming every refused record id and the distinct service messages."""
     return AgolEditFailed(layer_name, list(dict.fromkeys(i for i, _ in failures)), _summary(failures))
 
-
-def check_edit_results(response: Any, ids: Mapping[str, Sequence[str]], layer_name: str) -> dict[str, int]:
-    """Counts of applied edits; ``AgolEditFailed`` naming the record ids and the service's messages when
-    any row failed or the reply is an error envelope (the service answers HTTP 200 either way)."""
-    counts, failures = edit_failures(response, ids)
-    if failures:
-        raise refusal(layer_name, failures)
-    return counts
-
-
-def where_in(field: str, values: Iterable[str]) -> str:
-    """``field IN ('a','b')`` with quotes doubled, for id lookups."""
-    quoted = ",".join("'" + str(v).replace("'", "''") + "'" for v in values)
-    return f"{field} IN ({quoted})"

@@ -99,6 +99,18 @@ def container_schema(metadata: Mapping[str, Any], container_key: str) -> Contain
     raise ConfigError(f"container {container_key!r} is not an object or view of app {app.get('name')!r}")
 
 
+def renamed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
+    """``object_1.field_4 'Notes' → 'Remarks'`` for every field whose label changed between two metadata."""
+    def labels(metadata: Mapping[str, Any] | None) -> dict[str, str]:
+        app = _application(metadata or {})
+        return {f"{obj.get('key')}.{fld.get('key')}": str(fld.get("name"))
+                for obj in app.get("objects") or [] for fld in obj.get("fields") or []}
+
+    before, after = labels(old), labels(new)
+    return [f"{key} {before[key]!r} → {after[key]!r}" for key in sorted(before.keys() & after.keys())
+            if before[key] != after[key]]
+
+
 def _number(value: Any) -> int | float | None:
     if isinstance(value, bool) or value is None:
         return None

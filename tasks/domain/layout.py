@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,6 @@ from tasks.domain.errors import RecordError
 from tasks.domain.knack import is_knack_id
 
 STATE_DIR = "_state"
-DESTINATIONS = ("socrata", "agol")
 
 
 def record_key(env: str, app: str, container: str, record_id: object) -> str:
@@ -111,12 +110,3 @@ class Manifest:
 
     def deleted_since(self, generation: int) -> list[str]:
         return [rid for rid, gen in self.deleted.items() if gen > generation]
-
-    def prune_deleted(self, published_by_all: int) -> None:
-        """Forget deletes every destination has already published."""
-        self.deleted = {rid: gen for rid, gen in self.deleted.items() if gen > published_by_all}
-
-
-def ids_to_delete(stored_ids: Iterable[str], seen_ids: set[str]) -> list[str]:
-    """After a full fetch: ids the store holds that Knack no longer has."""
-    return sorted(set(stored_ids) - seen_ids)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from tasks.domain.errors import ConfigError, SocrataError, SocrataRejectedRows
 from tasks.domain.formatting import Address
+from tasks.domain.text import as_text
 
 ID_COLUMN = "id"
 TEXT_TYPES = frozenset({"text", "html", "email", "phone"})
@@ -66,16 +67,8 @@ def _fixed(value: datetime, tz: ZoneInfo) -> str:
 
 
 def _text(value: Any, tz: ZoneInfo) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Address):
-        return value.text or None
-    if isinstance(value, datetime):
-        return _floating(value, tz)
-    if isinstance(value, list | tuple):
-        parts = [t for t in (_text(v, tz) for v in value) if t]
-        return ", ".join(parts) or None
-    return str(value)
+    """Text for a text column: dates as the app's wall time."""
+    return as_text(value, date=lambda moment: _floating(moment, tz))
 
 
 def _geometry(value: Address | list[Address], column_type: str, where: str) -> Any:

@@ -1,13 +1,14 @@
 """Secrets never leave their blocks. Every rig of both suites holds distinctive secret values, and each
-test's teardown sweeps its logs, the errors it saw, every artifact and every stored object for them
-(``Rig.assert_no_secrets``). This module adds what a teardown cannot see: a real ``python flows/sync.py``
-process failing on a wrong password, its output, and every log line the Prefect API stored."""
+test's teardown sweeps its logs, the errors it saw, every artifact, every stored object and the log lines
+the Prefect API stored for them (``Rig.assert_no_secrets``, ``assert_no_secret_in_api_logs``). This
+module adds a real ``python flows/sync.py`` process failing on a wrong password, and its output."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,11 +16,10 @@ from blocks import SocrataCredentials
 from tests.faults.harness import (
     APP,
     ENV,
-    SECRETS,
     SOCRATA_USER,
     WRONG_SECRET,
     Rig,
-    api_log_text,
+    assert_no_secret_in_api_logs,
     find_secrets,
 )
 from tests.fixtures.pipeline import ROOT
@@ -46,8 +46,12 @@ def test_a_failing_cli_run_names_the_problem_and_no_secret(make_rig) -> None:
     assert rig.agol_ids("object_1") == rig.knack_ids("object_1")
 
 
-def test_no_secret_in_any_log_the_prefect_api_stored(prefect_harness: None) -> None:
-    """Last in this directory: every flow and task run of the suite so far logged to the session's API."""
-    text = api_log_text()
-    assert text, "the API should hold the suite's run logs"
-    assert not [s for s in SECRETS if s in text]
+def test_no_secret_in_any_log_the_prefect_api_stored(make_rig) -> None:
+    """A run failing on a wrong password logs its error to the session's API: no secret in any line."""
+    started = datetime.now(UTC)
+    rig: Rig = make_rig(records=10)
+    SocrataCredentials(domain=rig.socrata.url, username=SOCRATA_USER, password=WRONG_SECRET).save(
+        "socrata-dev", overwrite=True)
+    assert rig.run().is_failed()
+    text = assert_no_secret_in_api_logs(started)
+    assert text, "the API should hold the run's logs"

@@ -2,7 +2,7 @@
 
 A real ``prefect server``, a process work pool, ``prefect deploy`` with the pool overridden, a
 ``--run-once`` worker and ``prefect deployment run ... --watch``; the flow run talks to the emulators
-(in this process) and to moto_server through blocks saved by ``python -m blocks.create``.
+(in this process) and to moto_server through blocks saved by ``python -m tasks.save_blocks``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_deploy_and_run_twice(server: dict[str, str], tmp_path: Path, moto_serve
         prefect = str(BIN / "prefect")
         cli(env, prefect, "--no-prompt", "work-pool", "create", "ci-process", "--type", "process", "--overwrite")
         cli(env, prefect, "--no-prompt", "block", "register", "-m", "blocks")
-        saved = cli(env, sys.executable, "-m", "blocks.create", "--env", "dev", "--app", "demo", "--bucket", bucket)
+        saved = cli(env, sys.executable, "-m", "tasks.save_blocks", "--env", "dev", "--app", "demo", "--bucket", bucket)
         assert {"saved block knack-demo-dev", "saved block socrata-dev", "saved block agol-dev",
                 "saved block s3-dev"} <= set(saved.stdout.splitlines())
         # the run must get its credentials from the blocks, not from this environment

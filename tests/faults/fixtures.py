@@ -3,7 +3,7 @@
 - ``secret_log`` (autouse): captures every log record of the test for the secret sweep;
 - ``agol_secret``: an ArcGIS emulator whose user has the distinctive password;
 - ``make_rig``: a factory wiring a small pipeline (``Rig``); each rig is swept for secrets
-  (logs, errors, artifacts, every stored object) when its test ends;
+  (logs, errors, artifacts, every stored object, the log lines the Prefect API stored) when its test ends;
 - ``module_rig_factory``: the same, living as long as a test module (one costly run, many checks).
 """
 
@@ -13,6 +13,7 @@ import copy
 import logging
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.faults.harness import (
     SOCRATA_USER,
     LogCapture,
     Rig,
+    assert_no_secret_in_api_logs,
     provision,
     save_blocks,
     write_rig_config,
@@ -71,6 +73,7 @@ class RigFactory:
     def __init__(self, tmp: Path, moto: Any, agol: Any, log: LogCapture, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tmp, self.moto, self.agol, self.log, self.monkeypatch = tmp, moto, agol, log, monkeypatch
         self.made: list[tuple[Rig, list[Any]]] = []
+        self.started = datetime.now(UTC)  # the API log lines of this factory's runs are stored after this
 
     def __call__(self, records: int = 60, containers: tuple[str, ...] = ("object_1",),
                  settings: dict[str, Any] | None = None, app_settings: dict[str, Any] | None = None,
@@ -79,7 +82,7 @@ class RigFactory:
                  layer_hook: Callable[[str, dict[str, Any]], None] | None = None) -> Rig:
         from emulators.knack import KnackEmulator
         from emulators.socrata import SocrataEmulator
-        from tasks.knack_client import KnackClient
+        from tasks.knack.client import KnackClient
 
         number = len(self.made)
         app = knack_app or generated_app(records)
@@ -115,6 +118,8 @@ class RigFactory:
                 server.stop()
             self.agol.set_faults()
             rig.assert_no_secrets()
+        if self.made:
+            assert_no_secret_in_api_logs(self.started)
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,19 +215,32 @@ def read_artifacts() -> str:
         return "\n".join(f"{a.key} {a.description} {a.data}" for a in client.read_artifacts(limit=200))
 
 
-def api_log_text() -> str:
-    """Every log message the session's Prefect API holds (all flow and task runs so far)."""
+def api_log_text(since: datetime) -> str:
+    """Every log message the session's Prefect API holds from ``since`` on, once this process's queued
+    lines are sent (other processes send theirs before they exit)."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterTimestamp
+    from prefect.logging.handlers import APILogWorker
 
+    APILogWorker.drain_all(timeout=10)
+    log_filter = LogFilter(timestamp=LogFilterTimestamp(after_=since))
     lines: list[str] = []
     with get_client(sync_client=True) as client:
         offset = 0
         while True:
-            page = client.read_logs(limit=200, offset=offset)
+            page = client.read_logs(log_filter=log_filter, limit=200, offset=offset)
             lines += [log.message for log in page]
             if len(page) < 200:
                 return "\n".join(lines)
             offset += 200
+
+
+def assert_no_secret_in_api_logs(since: datetime) -> str:
+    """The secret sweep of the Prefect API's logs: no secret in any line stored from ``since`` on.
+    Needs nothing from other tests, so any test can run it, in any order; returns the text swept."""
+    text = api_log_text(since)
+    assert not find_secrets(text), f"a secret is in a log line the Prefect API stored: {find_secrets(text)}"
+    return text
 
 
 def write_rig_config(path: Path, bucket: str, containers: Iterable[str], settings: dict[str, Any],

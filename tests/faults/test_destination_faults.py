@@ -7,12 +7,12 @@ other destination publishes regardless. Every case ends with a converged run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
 from typing import Any
 
 import pytest
 
-import tasks.publish_agol
+import tasks.agol.task
 from tests.faults.harness import Rig, error_of
 
 pytestmark = pytest.mark.integration
@@ -82,15 +82,15 @@ def test_agol_per_feature_refusals_name_the_records(make_rig) -> None:
 
 def test_agol_token_expiring_mid_run_signs_in_again(make_rig, monkeypatch) -> None:
     rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
-    original = tasks.publish_agol.formatted_batches
+    original = tasks.agol.task.to_agol_feature
+    built = itertools.count()
 
-    def expiring(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        for number, batch in enumerate(original(*args, **kwargs)):
-            if number == 1:  # the first chunk has landed
-                rig.arcgis.expire_tokens()
-            yield batch
+    def expiring(*args: Any, **kwargs: Any) -> Any:
+        if next(built) == SMALL_CHUNKS["agol_chunk_size"]:  # the first chunk has landed
+            rig.arcgis.expire_tokens()
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.publish_agol, "formatted_batches", expiring)
+    monkeypatch.setattr(tasks.agol.task, "to_agol_feature", expiring)
     rig.arcgis.reset_log()
     report = rig.ok()
     assert report["published"]["agol"]["upserted"] == 60

@@ -19,16 +19,16 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def short_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
     """Knack clients time requests out after 1 s (30 s in production), so a 2.5 s hang is "past the timeout"."""
-    import tasks.knack
+    import tasks.knack.tasks
 
-    original = tasks.knack.knack_client
+    original = tasks.knack.tasks.knack_client
 
     def client(*args: Any, **kwargs: Any) -> Any:
         made = original(*args, **kwargs)
         made.timeout = 1.0
         return made
 
-    monkeypatch.setattr(tasks.knack, "knack_client", client)
+    monkeypatch.setattr(tasks.knack.tasks, "knack_client", client)
     return 1.0
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from blocks.agol import ArcGISCredentials
-from tasks.agol import delete_ids, list_ids, open_target, upsert_features
+from tasks.agol.client import delete_ids, list_ids, open_target, upsert_features
 from tasks.domain.agol import to_agol_feature
 from tasks.domain.errors import AgolEditFailed, AgolError, ConfigError
 from tasks.domain.formatting import Address

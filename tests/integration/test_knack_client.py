@@ -11,8 +11,8 @@ import pytest
 from blocks.knack import KnackCredentials
 from emulators.knack import KnackEmulator, generate_app
 from tasks.domain.errors import KnackError, KnackQuotaError
-from tasks.knack_client import KnackClient
-from tasks.ratelimit import LocalRateLimiter
+from tasks.knack.client import KnackClient
+from tasks.knack.ratelimit import LocalRateLimiter
 
 pytestmark = pytest.mark.integration
 
@@ -192,7 +192,7 @@ def test_local_limiter_sleeps_until_the_window_has_room() -> None:
 
 
 def test_make_rate_limiter_shares_one_local_limiter_per_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks import ratelimit
+    from tasks.knack import ratelimit
 
     monkeypatch.setattr(ratelimit, "prefect_api_configured", lambda: False)
     first = ratelimit.make_rate_limiter("app-a", 10)
@@ -209,7 +209,7 @@ def test_prefect_limiter_uses_a_global_limit_with_slot_decay(prefect_harness: No
 
     from prefect.client.orchestration import get_client
 
-    from tasks.ratelimit import PrefectRateLimiter, make_rate_limiter
+    from tasks.knack.ratelimit import PrefectRateLimiter, make_rate_limiter
 
     limiter = make_rate_limiter("limiter-test", 10)
     assert isinstance(limiter, PrefectRateLimiter)

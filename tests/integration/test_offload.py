@@ -12,15 +12,16 @@ import pytest
 
 from blocks.knack import KnackCredentials
 from emulators.knack import KnackEmulator
+from tasks.clock import utc_now
 from tasks.domain.config import parse_config
 from tasks.domain.errors import StoreError
 from tasks.domain.layout import serialize_record
-from tasks.knack_client import KnackClient
-from tasks.offload import offload_container
-from tasks.ratelimit import LocalRateLimiter
-from tasks.storage import LocalStorage, S3Storage
-from tasks.store import RecordStore, utc_now
-from tests.integration.test_store import CountingStorage
+from tasks.knack.client import KnackClient
+from tasks.knack.offload import offload_container
+from tasks.knack.ratelimit import LocalRateLimiter
+from tasks.store.backends import LocalStorage, S3Storage
+from tasks.store.records import RecordStore
+from tests.fixtures.store import CountingStorage, OpenStore
 
 pytestmark = pytest.mark.integration
 
@@ -100,24 +101,24 @@ def test_exact_keys_bodies_then_k_puts_then_d_deletes(backend: Any, knack_emulat
 
 @pytest.mark.parametrize("crash_at", ["/object_1/", "manifest", "cursor-knack"])
 def test_a_crash_at_any_write_then_a_rerun_ends_equal_to_knack(backend: Any, knack_emulator: KnackEmulator,
-                                                               crash_at: str) -> None:
+                                                               crash_at: str, record_store: OpenStore) -> None:
     offload(backend, knack_emulator)
-    cursor = RecordStore(backend, "dev", "demo").read_cursor("object_1", "knack")
+    cursor = record_store(backend).read_cursor("object_1", "knack")
     edited = knack_emulator.edit_random("object_1", 6, seed=8)
     crashing = FailingStorage(backend, crash_at)
     with pytest.raises(StoreError, match="injected failure"):
         offload(crashing, knack_emulator)
-    assert RecordStore(backend, "dev", "demo").read_cursor("object_1", "knack") == cursor  # not advanced
+    assert record_store(backend).read_cursor("object_1", "knack") == cursor  # not advanced
     rerun = offload(CountingStorage(backend), knack_emulator)
     assert stored(backend) == knack_bodies(knack_emulator)
-    manifest = RecordStore(backend, "dev", "demo").load_manifest("object_1")
+    manifest = record_store(backend).load_manifest("object_1")
     assert set(manifest.changed_since(1)) == set(edited)  # every edit is marked for the publishers
     assert rerun.written <= 6
 
 
-def test_cursor_trails_the_fetch_start(backend: Any, knack_emulator: KnackEmulator) -> None:
+def test_cursor_trails_the_fetch_start(backend: Any, knack_emulator: KnackEmulator, record_store: OpenStore) -> None:
     before = utc_now()
     offload(backend, knack_emulator)
-    cursor = datetime.fromisoformat(RecordStore(backend, "dev", "demo").read_cursor("object_1", "knack")["instant"])
+    cursor = datetime.fromisoformat(record_store(backend).read_cursor("object_1", "knack")["instant"])
     assert before - timedelta(minutes=3) <= cursor <= before - timedelta(minutes=1)
     assert cursor.second == 0 and cursor.microsecond == 0

@@ -10,7 +10,7 @@ from emulators.knack.generator import generate_app
 from tasks.domain.errors import ConfigError, SocrataError, SocrataRejectedRows
 from tasks.domain.formatting import container_schema, destination_names, format_record
 from tasks.domain.socrata import to_socrata_row
-from tasks.socrata import delete_rows, fetch_schema, list_row_ids, upsert_rows
+from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, upsert_rows
 from tests.fixtures.socrata import SOCRATA_APP_TOKEN, SOCRATA_PASSWORD, SOCRATA_USERNAME, sodapy_client
 
 pytestmark = pytest.mark.integration

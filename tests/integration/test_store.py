@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +12,11 @@ import pytest
 
 from tasks.domain.errors import RecordError, StoreError
 from tasks.domain.layout import Manifest, content_hash, serialize_record
-from tasks.storage import LocalStorage, S3Storage, Storage
-from tasks.store import RecordStore, new_generation
+from tasks.domain.plan import new_generation
+from tasks.store.backends import LocalStorage, S3Storage
+from tasks.store.records import RecordStore
 from tests.fixtures import KNACKPY_TEST_APP
+from tests.fixtures.store import CountingStorage, OpenStore
 
 pytestmark = pytest.mark.integration
 
@@ -25,39 +25,6 @@ FIXTURE = KNACKPY_TEST_APP
 
 def real_records() -> list[dict[str, Any]]:
     return json.loads((FIXTURE / "records-object_3.json").read_text())["records"]
-
-
-class CountingStorage:
-    """Wraps a backend and counts its calls (the backend itself is real)."""
-
-    def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.description = inner.description
-        self.puts: list[str] = []
-        self.deletes: list[str] = []
-        self._lock = threading.Lock()
-
-    def check(self) -> None:
-        self.inner.check()
-
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
-        with self._lock:
-            self.puts.append(key)
-        self.inner.put(key, body, content_type)
-
-    def get(self, key: str) -> bytes | None:
-        return self.inner.get(key)
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self.deletes.append(key)
-        self.inner.delete(key)
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        return self.inner.list_keys(prefix)
-
-    def create_if_absent(self, key: str, body: bytes) -> bool:
-        return self.inner.create_if_absent(key, body)
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -81,9 +48,10 @@ def record_keys(storage: CountingStorage) -> list[str]:
     return [k for k in storage.list_keys("dev/demo/object_3/") if "_state" not in k]
 
 
-def test_first_write_uses_the_seed_layout_and_exact_bodies(storage: CountingStorage) -> None:
+def test_first_write_uses_the_seed_layout_and_exact_bodies(storage: CountingStorage,
+                                                           record_store: OpenStore) -> None:
     records = real_records()
-    store = RecordStore(storage, "dev", "demo", workers=4)
+    store = record_store(storage, "dev", "demo", workers=4)
     stats = write(store, Manifest(), records)
     assert (stats.fetched, stats.written, stats.unchanged) == (25, 25, 0)
     keys = record_keys(storage)
@@ -95,9 +63,10 @@ def test_first_write_uses_the_seed_layout_and_exact_bodies(storage: CountingStor
     assert state == ["dev/demo/_state/object_3/manifest.json"]
 
 
-def test_unchanged_records_are_not_rewritten_and_edits_are(storage: CountingStorage) -> None:
+def test_unchanged_records_are_not_rewritten_and_edits_are(storage: CountingStorage,
+                                                           record_store: OpenStore) -> None:
     records = real_records()
-    store = RecordStore(storage, "dev", "demo", workers=4)
+    store = record_store(storage, "dev", "demo", workers=4)
     manifest = Manifest()
     write(store, manifest, records)
     storage.puts.clear()
@@ -113,10 +82,10 @@ def test_unchanged_records_are_not_rewritten_and_edits_are(storage: CountingStor
     assert sorted(manifest.changed_since(1)) == sorted(r["id"] for r in edited[:3])
 
 
-def test_change_detection_ignores_object_etags(storage: CountingStorage) -> None:
+def test_change_detection_ignores_object_etags(storage: CountingStorage, record_store: OpenStore) -> None:
     """KMS-encrypted buckets return ETags that are not MD5s: only our own hashes decide."""
     records = real_records()
-    store = RecordStore(storage, "dev", "demo", workers=4)
+    store = record_store(storage, "dev", "demo", workers=4)
     write(store, Manifest(), records)
     manifest = store.load_manifest("object_3")
     first = records[0]
@@ -128,19 +97,21 @@ def test_change_detection_ignores_object_etags(storage: CountingStorage) -> None
 
 @pytest.mark.parametrize("bad_id", ["../escape", "", "5d7964422d7159001659b27a/x", "5D7964422D7159001659B27A", None,
                                     "5d7964422d7159001659b27a\n"])
-def test_bad_ids_are_refused_and_nothing_of_their_page_is_written(storage: CountingStorage, bad_id: Any) -> None:
+def test_bad_ids_are_refused_and_nothing_of_their_page_is_written(storage: CountingStorage, bad_id: Any,
+                                                               record_store: OpenStore) -> None:
     records = real_records()[:5]
     records[2] = {**records[2], "id": bad_id}
-    store = RecordStore(storage, "dev", "demo", workers=2)
+    store = record_store(storage, "dev", "demo", workers=2)
     with pytest.raises(RecordError) as err:
         store.write_records("object_3", [records], Manifest(), 1, lambda r: None)
     assert "app demo, container object_3, record" in str(err.value)
     assert record_keys(storage) == []
 
 
-def test_full_refresh_deletes_exactly_what_knack_lost(storage: CountingStorage) -> None:
+def test_full_refresh_deletes_exactly_what_knack_lost(storage: CountingStorage,
+                                                      record_store: OpenStore) -> None:
     records = real_records()
-    store = RecordStore(storage, "dev", "demo", workers=4)
+    store = record_store(storage, "dev", "demo", workers=4)
     manifest = Manifest()
     write(store, manifest, records)
     remaining = records[4:]
@@ -153,8 +124,8 @@ def test_full_refresh_deletes_exactly_what_knack_lost(storage: CountingStorage) 
     assert sorted(manifest.deleted_since(1)) == sorted(deleted)
 
 
-def test_cursors_and_metadata_round_trip(storage: CountingStorage) -> None:
-    store = RecordStore(storage, "prod", "demo", workers=2)
+def test_cursors_and_metadata_round_trip(storage: CountingStorage, record_store: OpenStore) -> None:
+    store = record_store(storage, "prod", "demo", workers=2)
     assert store.read_cursor("object_3", "knack") is None
     store.write_cursor("object_3", "knack", {"instant": "2024-03-01T10:00:00+00:00"})
     assert store.read_cursor("object_3", "knack") == {"instant": "2024-03-01T10:00:00+00:00"}
@@ -165,8 +136,8 @@ def test_cursors_and_metadata_round_trip(storage: CountingStorage) -> None:
     assert storage.get("prod/demo/metadata.json") is not None
 
 
-def test_lock_excludes_a_second_writer_and_expires(storage: CountingStorage) -> None:
-    store = RecordStore(storage, "dev", "demo", workers=2)
+def test_lock_excludes_a_second_writer_and_expires(storage: CountingStorage, record_store: OpenStore) -> None:
+    store = record_store(storage, "dev", "demo", workers=2)
     with store.lock("object_3", "run-a", "knack"):
         with pytest.raises(StoreError, match=r"held by run run-a"), store.lock("object_3", "run-b", "knack"):
             pass

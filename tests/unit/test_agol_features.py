@@ -7,17 +7,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.agol import error_code, is_token_error, is_transient_agol
+from tasks.agol.client import error_code, is_token_error, is_transient_agol
 from tasks.domain.agol import (
     LayerInfo,
-    check_edit_results,
     dropped_fields,
+    edit_failures,
+    refusal,
     strip_html,
     to_agol_feature,
-    where_in,
 )
 from tasks.domain.errors import AgolEditFailed, ConfigError
 from tasks.domain.formatting import Address
+from tasks.domain.text import where_in
 
 pytestmark = pytest.mark.unit
 
@@ -186,23 +187,24 @@ def test_strip_html():
     assert strip_html("5 < 6 &lt; 7") == "5 < 6 < 7"
 
 
-def test_check_edit_results_counts_successes():
+def test_edit_failures_counts_successes():
     response = {"addResults": [{"objectId": 1, "success": True}],
                 "updateResults": [{"objectId": 2, "success": True}, {"objectId": 3, "success": True}],
                 "deleteResults": []}
     ids = {"adds": ["a"], "updates": ["b", "c"], "deletes": []}
-    assert check_edit_results(response, ids, "signals") == {"added": 1, "updated": 2, "deleted": 0}
+    assert edit_failures(response, ids) == ({"added": 1, "updated": 2, "deleted": 0}, [])
 
 
-def test_check_edit_results_names_failed_ids_culprits_first():
+def test_a_refusal_names_failed_ids_culprits_first():
     response = {"addResults": [
         {"objectId": None, "success": False, "error": {"code": 1003, "description": "Operation rolled back."}},
         {"objectId": None, "success": False, "error": {"code": 1000, "description": "Field 'x' does not exist."}},
     ], "updateResults": [{"objectId": 9, "success": True}], "deleteResults": []}
-    with pytest.raises(AgolEditFailed) as raised:
-        check_edit_results(response, {"adds": ["a", "b"], "updates": ["c"]}, "signals")
-    assert raised.value.ids == ["b", "a"]
-    text = str(raised.value)
+    counts, failures = edit_failures(response, {"adds": ["a", "b"], "updates": ["c"]})
+    assert counts == {"added": 0, "updated": 1, "deleted": 0}
+    error = refusal("signals", failures)
+    assert isinstance(error, AgolEditFailed) and error.ids == ["b", "a"]
+    text = str(error)
     assert "signals" in text and "Field 'x' does not exist. (code 1000) (b: 1 feature)" in text
     assert "Operation rolled back" in text
 
@@ -212,10 +214,10 @@ def test_check_edit_results_names_failed_ids_culprits_first():
     None,
     {"addResults": [{"success": True}]},   # one result for two adds
 ])
-def test_check_edit_results_refuses_envelopes_and_odd_replies(response):
-    with pytest.raises(AgolEditFailed) as raised:
-        check_edit_results(response, {"adds": ["a", "b"]}, "signals")
-    assert raised.value.ids == ["a", "b"]
+def test_envelopes_and_odd_replies_fail_every_row(response):
+    _, failures = edit_failures(response, {"adds": ["a", "b"]})
+    assert [record_id for record_id, _ in failures] == ["a", "b"]
+    assert refusal("signals", failures).ids == ["a", "b"]
 
 
 def test_where_in_doubles_quotes():

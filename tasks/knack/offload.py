@@ -10,14 +10,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from tasks.domain.config import ContainerConfig
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
-from tasks.store import RecordStore, WriteStats, new_generation
+from tasks.domain.plan import new_generation, plan_since
+from tasks.domain.results import OffloadResult
+from tasks.store.records import RecordStore, WriteStats
 
 # The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
 # and clocks drift. Anything edited after the fetch began is stamped after the cursor, so fetched again.
@@ -91,26 +92,6 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
             thread.join()
 
 
-@dataclass
-class OffloadResult:
-    """Counts of one container's offload, for logs and the run artifact."""
-
-    container: str
-    mode: str                 # "full" or "incremental"
-    since: str | None         # the instant records were fetched from (None: everything)
-    cursor: str | None        # the Knack cursor after the run (None: not advanced)
-    fetched: int
-    written: int
-    unchanged: int
-    deleted: int
-    generation: int
-    unknown_fields: list[str]
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _field_keys(record: Mapping[str, Any]) -> set[str]:
     return {k[:-4] if k.endswith("_raw") else k for k in record if k != "id"}
 
@@ -123,21 +104,6 @@ def _watch_fields(pages: Iterable[list[dict[str, Any]]], known: set[str], unknow
             unknown.update(_field_keys(page[0]) - known)
             unknown.update(_field_keys(page[-1]) - known)
         yield page
-
-
-def plan_since(cursor: Mapping[str, Any] | None, since_override: datetime | None, full: bool
-               ) -> tuple[datetime | None, bool]:
-    """(fetch records modified at or after this instant, may the cursor advance afterwards).
-
-    No cursor yet or ``full`` → everything. An explicit ``since`` later than the cursor would leave a
-    gap, so such a run leaves the cursor where it is.
-    """
-    stored = datetime.fromisoformat(cursor["instant"]) if cursor else None
-    if full or (stored is None and since_override is None):
-        return None, True
-    if since_override is not None:
-        return since_override, stored is not None and since_override <= stored
-    return stored, True
 
 
 def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],

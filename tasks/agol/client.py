@@ -1,8 +1,8 @@
 """ArcGIS Online I/O through the ``arcgis`` package: open a layer, find features by record id,
-upsert, delete, list. No Prefect here: the flows wrap these.
+upsert, delete, list. No Prefect here: ``tasks/agol/task.py`` calls these.
 
-Retries cover only what can pass by itself: "Your request has timed out" (504 envelopes), 5xx and
-dropped connections, with exponential backoff and jitter. A per-feature failure is never retried:
+Retries (``tasks/retry.py``) cover only what can pass by itself: "Your request has timed out" (504
+envelopes), 5xx and dropped connections, with exponential backoff and jitter. A per-feature failure is never retried:
 it is collected, the other chunks still land, and ``AgolEditFailed`` names every refused record at
 the end. An expired token (498/499) signs in again once, with a new ``GIS``: the client never does
 that itself, and after a 498 it stops sending the token to that URL for good.
@@ -15,25 +15,25 @@ instead of adding a duplicate.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying
 
-from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal, where_in
+from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal
 from tasks.domain.batching import chunked
 from tasks.domain.errors import AgolError, ConfigError
-from tasks.retry import is_transient
+from tasks.domain.text import where_in
+from tasks.retry import exponential_jitter, failure_of, is_transient, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 5
 BACKOFF_SECONDS = 2.0
-MAX_WAIT_SECONDS = 60.0
+LOOKUP_BATCH = 500  # record ids per lookup query
 _CODE = re.compile(r"Error Code: (\d+)|['\"]code['\"]: (\d+)")
 _TRANSIENT_CODES = frozenset({500, 502, 503, 504})
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]+", re.IGNORECASE)
@@ -102,17 +102,13 @@ class AgolTarget:
 
 def retry_policy(name: str, action: str, attempts: int = ATTEMPTS, backoff: float = BACKOFF_SECONDS) -> Retrying:
     """Transient faults only, ``attempts`` tries, exponential backoff with jitter, each retry logged."""
-    def wait(state: RetryCallState) -> float:
-        delay = backoff * 2 ** (state.attempt_number - 1)
-        return min(delay + random.uniform(0, backoff), MAX_WAIT_SECONDS)
-
     def log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
+        exc = failure_of(state)
         log.warning("ArcGIS %s: %s failed (%s), attempt %d; retrying", name, action,
                     _first_line(exc) if exc else "?", state.attempt_number)
 
-    return Retrying(retry=retry_if_exception(is_transient_agol), stop=stop_after_attempt(attempts), wait=wait,
-                    before_sleep=log_retry, reraise=True)
+    return retrying(attempts=attempts, wait=exponential_jitter(backoff), retry_on=is_transient_agol,
+                    before_sleep=log_retry)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -168,9 +164,10 @@ def _key(attributes: Mapping[str, Any], match_field: str) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _lookup(lyr: Any, ids: Sequence[str], match_field: str, oid_field: str) -> dict[str, list[int]]:
-    """One ``IN`` query (the client POSTs it when the URL would be long); no retries here."""
-    result = lyr.query(where=where_in(match_field, ids), out_fields=match_field, return_geometry=False)
+def _object_ids(lyr: Any, where: str, match_field: str, oid_field: str) -> dict[str, list[int]]:
+    """Record id → OBJECTIDs (ascending; more than one means duplicates) of the features ``where`` selects
+    (the client pages past maxRecordCount); no retries here."""
+    result = lyr.query(where=where, out_fields=match_field, return_geometry=False)
     found: dict[str, list[int]] = {}
     for feature in result.features:
         key = _key(feature.attributes, match_field)
@@ -179,29 +176,18 @@ def _lookup(lyr: Any, ids: Sequence[str], match_field: str, oid_field: str) -> d
     return {k: sorted(v) for k, v in found.items()}
 
 
-def find_object_ids(layer: AgolTarget | Any, ids: Iterable[str], match_field: str = MATCH_FIELD,
-                    chunk: int = 500) -> dict[str, list[int]]:
-    """OBJECTIDs of the features holding each record id (ascending; more than one means duplicates)."""
-    target = _as_target(layer)
+def _lookup(lyr: Any, ids: Sequence[str], match_field: str, oid_field: str) -> dict[str, list[int]]:
+    """The OBJECTIDs of ``ids``: one ``IN`` query per 500 ids (the client POSTs it when the URL would be long)."""
     found: dict[str, list[int]] = {}
-    for batch in chunked(dict.fromkeys(str(i) for i in ids), chunk):
-        found.update(target.call(f"looking up {len(batch)} ids", lambda lyr, b=batch: _lookup(
-            lyr, b, match_field, target.info.object_id_field)))
+    for batch in chunked(ids, LOOKUP_BATCH):
+        found.update(_object_ids(lyr, where_in(match_field, batch), match_field, oid_field))
     return found
 
 
 def list_ids(layer: AgolTarget | Any, match_field: str = MATCH_FIELD) -> dict[str, list[int]]:
-    """Every record id in the layer and its OBJECTIDs (the client pages past maxRecordCount)."""
+    """Every record id in the layer and its OBJECTIDs."""
     target = _as_target(layer)
-    oid_field = target.info.object_id_field
-    result = target.call("listing ids", lambda lyr: lyr.query(where="1=1", out_fields=match_field,
-                                                              return_geometry=False))
-    found: dict[str, list[int]] = {}
-    for feature in result.features:
-        key = _key(feature.attributes, match_field)
-        if key is not None:
-            found.setdefault(key, []).append(int(feature.attributes[oid_field]))
-    return {k: sorted(v) for k, v in found.items()}
+    return target.call("listing ids", lambda lyr: _object_ids(lyr, "1=1", match_field, target.info.object_id_field))
 
 
 def _edit(lyr: Any, ids: Mapping[str, list[str]], **edits: Any) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -229,9 +215,7 @@ def _upsert_chunk(target: AgolTarget, features: Sequence[Mapping[str, Any]], mat
     oid_field = target.info.object_id_field
 
     def attempt(lyr: Any) -> tuple[dict[str, int], list[tuple[str, str]]]:
-        existing = {}
-        for batch in chunked(list(by_id), 500):
-            existing.update(_lookup(lyr, batch, match_field, oid_field))
+        existing = _lookup(lyr, list(by_id), match_field, oid_field)
         adds, updates, deletes = [], [], []
         ids: dict[str, list[str]] = {"adds": [], "updates": [], "deletes": []}
         for record_id, feature in by_id.items():
@@ -286,9 +270,7 @@ def delete_ids(layer: AgolTarget | Any, ids: Iterable[str], match_field: str = M
     deleted = 0
     for chunk in chunked(dict.fromkeys(str(i) for i in ids), chunk_size):
         def attempt(lyr: Any, batch: list[str] = chunk) -> int:
-            existing: dict[str, list[int]] = {}
-            for part in chunked(batch, 500):
-                existing.update(_lookup(lyr, part, match_field, target.info.object_id_field))
+            existing = _lookup(lyr, batch, match_field, target.info.object_id_field)
             owners = [record_id for record_id in batch for _ in existing.get(record_id, [])]
             if not owners:
                 return 0

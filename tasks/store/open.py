@@ -11,8 +11,8 @@ from typing import Any
 
 from tasks.credentials import s3_location
 from tasks.domain.config import Settings
-from tasks.storage import LocalStorage, S3Storage, Storage
-from tasks.store import RecordStore
+from tasks.store.backends import LocalStorage, S3Storage, Storage
+from tasks.store.records import RecordStore
 
 _CLIENTS: dict[tuple[str, str, str | None, int], Any] = {}
 _LOCK = threading.Lock()

@@ -1,35 +1,34 @@
 """Socrata I/O through sodapy: dataset schema, chunked upserts, row-id listing, deletes.
 
-No Prefect here: the flows wrap these. Every request retries only transient faults (timeouts,
-dropped connections, 429, 5xx) with exponential backoff and jitter, honouring ``Retry-After``; a
-400 fails at once with an error naming the dataset, the chunk's first and last ids and Socrata's
-message. Upserts are keyed by ``id``, so a retried or re-run chunk never duplicates rows.
-Errors are raised ``from None``: the requests exception would carry the request and with it the
-``Authorization`` header.
+No Prefect here: ``tasks/socrata/task.py`` calls these. Every request retries only transient faults
+(timeouts, dropped connections, 429, 5xx: ``tasks/retry.py``) with exponential backoff and jitter,
+honouring ``Retry-After``; a 400 fails at once with an error naming the dataset, the chunk's first and
+last ids and Socrata's message. Upserts are keyed by ``id``, so a retried or re-run chunk never
+duplicates rows. Errors are raised ``from None``: the requests exception would carry the request and
+with it the ``Authorization`` header.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 from requests.exceptions import HTTPError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState
 
 from tasks.domain.batching import chunked
 from tasks.domain.errors import SocrataError, SocrataRejectedRows
 from tasks.domain.socrata import ID_COLUMN, SocrataSchema, check_upsert_result, deleted_row, upsert_counts
-from tasks.retry import is_transient, status_of
+from tasks.domain.text import where_in
+from tasks.retry import exponential_jitter, failure_of, hinted, retry_after, retrying, status_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 5
 BACKOFF_SECONDS = 2.0
-MAX_WAIT_SECONDS = 60.0
 _VERIFY_BATCH = 200  # ids per "which of these still exist" query; keeps the URL short
 
 
@@ -47,29 +46,16 @@ def _socrata_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
-def _waiter(backoff: float) -> Callable[[RetryCallState], float]:
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        response = getattr(exc, "response", None)
-        retry_after = response.headers.get("Retry-After") if response is not None else None
-        if retry_after is not None and retry_after.strip().isdigit():
-            return min(float(retry_after), MAX_WAIT_SECONDS)
-        delay = backoff * 2 ** (state.attempt_number - 1)
-        return min(delay + random.uniform(0, backoff), MAX_WAIT_SECONDS)
-    return wait
-
-
 def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
+    exc = failure_of(state)
     log.warning("Socrata request failed (%s), attempt %d; retrying", _socrata_message(exc) if exc else "?",
                 state.attempt_number)
 
 
 def call_socrata(func: Callable[[], T], *, attempts: int = ATTEMPTS, backoff: float = BACKOFF_SECONDS) -> T:
     """Run one sodapy call, retrying transient faults only; other errors propagate unchanged."""
-    retrying = Retrying(retry=retry_if_exception(is_transient), stop=stop_after_attempt(attempts),
-                        wait=_waiter(backoff), before_sleep=_log_retry, reraise=True)
-    return retrying(func)
+    loop = retrying(attempts=attempts, wait=hinted(retry_after, exponential_jitter(backoff)), before_sleep=_log_retry)
+    return loop(func)
 
 
 def _failure(resource_id: str, action: str, exc: Exception, ids: Sequence[str] = ()) -> SocrataError:
@@ -129,7 +115,7 @@ def _check_gone(client: Any, resource_id: str, ids: Sequence[str], **retry: Any)
     """After a delete chunk reported errors, fail only if some of its ids are still there."""
     remaining: list[str] = []
     for batch in chunked(ids, _VERIFY_BATCH):
-        where = f"{ID_COLUMN} IN ({', '.join(_quoted(i) for i in batch)})"
+        where = where_in(ID_COLUMN, batch)
         try:
             found = call_socrata(partial(client.get, resource_id, select=ID_COLUMN, where=where,
                                          limit=len(batch)), **retry)
@@ -138,11 +124,6 @@ def _check_gone(client: Any, resource_id: str, ids: Sequence[str], **retry: Any)
         remaining.extend(str(r[ID_COLUMN]) for r in found if ID_COLUMN in r)
     if remaining:
         raise SocrataRejectedRows(resource_id, remaining, "rows still present after a :deleted upsert")
-
-
-def _quoted(text: str) -> str:
-    """A SoQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def list_row_ids(client: Any, resource_id: str, id_field: str = ID_COLUMN, *, page_size: int = 10000,

@@ -1,4 +1,5 @@
-"""The record store: Knack records as JSON documents, per-container manifests, cursors and a run lock.
+"""One app's part of the store: Knack records as JSON documents, the metadata, per-container manifests
+and cursors, and the run lock (held by ``locks.py``). Keys and bytes follow ``tasks/domain/layout.py``.
 
 Order of effects on every run: record objects, then the manifest, then the Knack cursor. A crash at
 any point leaves the next run redoing work (rewriting identical objects at worst), never skipping it.
@@ -7,13 +8,11 @@ any point leaves the next run redoing work (rewriting identical objects at worst
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from tasks.domain.batching import chunked
@@ -22,14 +21,15 @@ from tasks.domain.layout import (
     Manifest,
     container_prefix,
     content_hash,
-    ids_to_delete,
     metadata_key,
     record_id_from_key,
     record_key,
     serialize_record,
     state_key,
 )
-from tasks.storage import Storage
+from tasks.domain.plan import ids_to_delete
+from tasks.store.backends import Storage
+from tasks.store.locks import hold_lock
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 
@@ -44,8 +44,6 @@ class WriteStats:
     fetched: int = 0
     written: int = 0
     unchanged: int = 0
-    deleted: int = 0
-    deleted_ids: list[str] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set, repr=False)
 
 
@@ -106,54 +104,11 @@ class RecordStore:
         self.storage.put(self._state(container, f"cursor-{name}"), serialize_record(value))
 
     # -- lock -----------------------------------------------------------------------------------
-    @contextmanager
     def lock(self, container: str, owner: str, name: str = "knack",
-             ttl: timedelta = timedelta(minutes=10)) -> Iterator[None]:
-        """One writer per container and role (``knack``, ``socrata``, ``agol``) at a time.
-
-        Taken with a conditional create, so two runs cannot both hold it. While held, a heartbeat
-        pushes its expiry forward; a lock whose run died (no heartbeat for ``ttl``) is taken over.
-        """
-        key = self._state(container, f"lock-{name}")
-
-        def body() -> bytes:
-            now = datetime.now(UTC)
-            return serialize_record({"owner": owner, "acquired": acquired, "expires": (now + ttl).isoformat()})
-
-        acquired = datetime.now(UTC).isoformat()
-        if not self.storage.create_if_absent(key, body()):
-            held = json.loads(self.storage.get(key) or b"{}")
-            expires = datetime.fromisoformat(held["expires"]) if held.get("expires") else datetime.now(UTC)
-            if expires > datetime.now(UTC):
-                raise StoreError(f"{self.app}/{container} ({name}) is held by run {held.get('owner')} "
-                                 f"since {held.get('acquired')}; try again after it ends "
-                                 f"(the lock expires at {held.get('expires')} if that run died)")
-            self.storage.put(key, body())  # its run died without releasing it
-        stop = threading.Event()
-
-        def heartbeat() -> None:
-            while not stop.wait(ttl.total_seconds() / 3):
-                # a failed beat is retried at the next one; the run itself fails if the store is down
-                with suppress(StoreError):
-                    self.storage.put(key, body())
-
-        beat = threading.Thread(target=heartbeat, name=f"lock-{name}", daemon=True)
-        beat.start()
-
-        def release() -> None:
-            stop.set()
-            beat.join()
-            current = self.storage.get(key)
-            if current and json.loads(current).get("owner") == owner:
-                self.storage.delete(key)
-
-        try:
-            yield
-        except BaseException:
-            with suppress(StoreError):  # the store is failing: the run's own error says why; the lock expires
-                release()
-            raise
-        release()
+             ttl: timedelta = timedelta(minutes=10)) -> AbstractContextManager[None]:
+        """One writer per container and role (``knack``, ``socrata``, ``agol``) at a time (``locks.py``)."""
+        return hold_lock(self.storage, self._state(container, f"lock-{name}"), owner, ttl,
+                         what=f"{self.app}/{container} ({name})", thread_name=f"lock-{name}")
 
     # -- writes ---------------------------------------------------------------------------------
     def write_records(self, container: str, pages: Iterable[list[dict[str, Any]]], manifest: Manifest,
@@ -271,23 +226,3 @@ class RecordStore:
         finally:
             for fut in (*current, *upcoming):
                 fut.cancel()
-
-
-def new_generation(manifest: Manifest) -> int:
-    """The generation number of a run that is about to change the store."""
-    return manifest.generation + 1
-
-
-def utc_now() -> datetime:
-    """The wall clock, aware UTC (one place to read it)."""
-    return datetime.fromtimestamp(time.time(), UTC)
-
-
-def run_name() -> str:
-    """The current flow run's name and id (a lock's owner: what a user sees and can cancel), or ``local``."""
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    flow_ctx = FlowRunContext.get()
-    task_ctx = TaskRunContext.get()
-    run = (flow_ctx.flow_run if flow_ctx else None) or (task_ctx.task_run if task_ctx else None)
-    return f"{run.name} ({run.id})" if run else "local"

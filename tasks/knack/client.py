@@ -1,10 +1,10 @@
 """The Knack HTTP client: metadata, concurrent paging under a rate limiter, retries, quota guard.
 
-Plain I/O, no Prefect decorators (``tasks/knack.py`` wraps it). Page 1 tells how many pages there
-are; the rest are fetched by a thread pool wide enough to keep the limiter busy (limit × page
+Plain I/O, no Prefect decorators (``tasks/knack/tasks.py`` calls it). Page 1 tells how many pages
+there are; the rest are fetched by a thread pool wide enough to keep the limiter busy (limit × page
 latency), each request under the app's limiter, and yielded as they arrive (a page is held only
-until the caller takes it). Transient faults (429, 5xx, timeouts, dropped connections) are retried;
-any other 4xx fails at once with Knack's message.
+until the caller takes it). Transient faults (429, 5xx, timeouts, dropped connections) are retried
+under ``tasks/retry.py``'s policy; any other 4xx fails at once with Knack's message.
 """
 
 from __future__ import annotations
@@ -21,26 +21,18 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+from tenacity import RetryCallState
 
 from blocks.knack import KnackCredentials
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
-from tasks.ratelimit import RateLimiter
+from tasks.knack.ratelimit import RateLimiter
+from tasks.retry import TransientReply, failure_of, full_jitter, hinted, is_transient_status, retrying
 
 MAX_ROWS_PER_PAGE = 1000
 # Pages in flight when ``workers`` is not fixed: enough for limit × page latency (10/s × 2 s pages
 # wants ~25), bounded so a slow Knack never gets a thread per page.
 MAX_IN_FLIGHT = 32
-_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class _Transient(Exception):
-    """A response worth retrying; ``wait_hint`` is the server's own "come back in" (429)."""
-
-    def __init__(self, status: int, message: str, wait_hint: float | None = None) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status, self.message, self.wait_hint = status, message, wait_hint
 
 
 @dataclass
@@ -83,7 +75,7 @@ class KnackClient:
         self.timeout, self.max_attempts = timeout, max(1, max_attempts)
         self.workers = max(1, workers) if workers else None  # None: sized from the limit and latency
         self.quota_floor = quota_floor
-        self._backoff = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
+        self._backoff = hinted(self._rate_limit_wait, full_jitter(backoff_initial, backoff_max))
         self._min_429_wait, self._clock = min_rate_limit_wait, clock
         self.stats = KnackStats()
         self._lock = threading.Lock()
@@ -236,16 +228,16 @@ class KnackClient:
 
     # --- one request, with retries -------------------------------------------------------------------
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.status == 429:
+    def _rate_limit_wait(self, exc: BaseException | None) -> float | None:
+        """After a 429: the reset Knack announced, and never less than ``min_rate_limit_wait``."""
+        if isinstance(exc, TransientReply) and exc.status == 429:
             return max(self._min_429_wait, exc.wait_hint or 0.0)
-        return self._backoff(state)
+        return None
 
     def _stop(self, state: RetryCallState) -> bool:
         """Give up after ``max_attempts``; a 429 is Knack saying "wait", not failing: 4 times as many."""
-        exc = state.outcome.exception() if state.outcome else None
-        rate_limited = isinstance(exc, _Transient) and exc.status == 429
+        exc = failure_of(state)
+        rate_limited = isinstance(exc, TransientReply) and exc.status == 429
         return state.attempt_number >= self.max_attempts * (4 if rate_limited else 1)
 
     def _count_retry(self, state: RetryCallState) -> None:
@@ -254,15 +246,12 @@ class KnackClient:
 
     def _get(self, route: str, params: dict[str, Any], container: str | None, *, auth: bool = True,
              abandon: threading.Event | None = None) -> Any:
-        retrying = Retrying(stop=self._stop, wait=self._wait,
-                            retry=retry_if_exception(lambda e: isinstance(
-                                e, _Transient | requests.Timeout | requests.ConnectionError)),
-                            sleep=abandon.wait if abandon is not None else time.sleep,
-                            before_sleep=self._count_retry, reraise=True)
+        loop = retrying(attempts=self._stop, wait=self._backoff, before_sleep=self._count_retry,
+                        sleep=abandon.wait if abandon is not None else time.sleep)
         try:
-            return retrying(self._attempt, route, params, container, auth, abandon)
-        except _Transient as exc:
-            tries = retrying.statistics.get("attempt_number", self.max_attempts)
+            return loop(self._attempt, route, params, container, auth, abandon)
+        except TransientReply as exc:
+            tries = loop.statistics.get("attempt_number", self.max_attempts)
             raise KnackError(f"Knack kept failing after {tries} attempts: {exc}", app=self.app_name,
                              container=container, url=route, status=exc.status) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
@@ -285,13 +274,13 @@ class KnackClient:
             try:
                 return response.json()
             except ValueError:
-                raise _Transient(status, "response was not complete JSON") from None
+                raise TransientReply(status, "response was not complete JSON") from None
         message = _knack_message(response)
         if status == 429 and response.headers.get("X-PlanLimit-Remaining") == "0":
             raise KnackQuotaError(f"the daily Knack quota is exhausted: {message}", app=self.app_name,
                                   container=container, url=route, status=status)
-        if status in _TRANSIENT or status >= 500:
-            raise _Transient(status, message, self._reset_wait(response) if status == 429 else None)
+        if is_transient_status(status):
+            raise TransientReply(status, message, self._reset_wait(response) if status == 429 else None)
         raise KnackError(f"Knack refused the request: HTTP {status}: {message}", app=self.app_name,
                          container=container, url=route, status=status)
 

@@ -1,4 +1,4 @@
-"""Save an environment's blocks from environment variables: ``python -m blocks.create --env prod --app APP``.
+"""Save an environment's blocks from environment variables: ``python -m tasks.save_blocks --env prod --app APP``.
 
 Each system whose variables are set gets its block (Knack: ``knack-<app>-<env>`` for every ``--app``;
 ``socrata-<env>``; ``agol-<env>``; ``s3-<env>`` from ``--bucket`` and the AWS variables). Systems with
@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
-from tasks.credentials import AGOL_ENV, KNACK_ENV, SOCRATA_ENV, from_env, knack_block_name
+from tasks.credentials import BlockSource, agol_source, from_env, knack_source, socrata_source
 from tasks.domain.config import ENVS
 from tasks.domain.errors import CredentialsError
-
-from . import ArcGISCredentials, KnackCredentials, SocrataCredentials
 
 
 def save_s3_block(env: str, bucket: str) -> str:
@@ -43,17 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     saved, skipped = [], []
-    wanted: list[tuple[type, str, dict[str, str], tuple[str, ...]]] = [
-        (KnackCredentials, knack_block_name(app, args.env), KNACK_ENV, ("app_id", "api_key")) for app in args.app
-    ]
-    wanted += [(SocrataCredentials, f"socrata-{args.env}", SOCRATA_ENV, ("domain", "username", "password")),
-               (ArcGISCredentials, f"agol-{args.env}", AGOL_ENV, ("username", "password"))]
-    for cls, name, env_map, required in wanted:
+    wanted: list[BlockSource[Any]] = [knack_source(app, args.env) for app in args.app]
+    wanted += [socrata_source(args.env), agol_source(args.env)]
+    for source in wanted:
         try:
-            from_env(cls, name, env_map, required).save(name, overwrite=True)
-            saved.append(name)
+            from_env(source).save(source.name, overwrite=True)
+            saved.append(source.name)
         except CredentialsError as exc:
-            skipped.append(f"{name}: {exc}")
+            skipped.append(f"{source.name}: {exc}")
     if args.bucket:
         saved.append(save_s3_block(args.env, args.bucket))
     for name in saved:

@@ -1,8 +1,13 @@
-"""Prefect tasks that talk to Knack: app metadata (cached) and records into the store."""
+"""Prefect tasks that talk to Knack: app metadata (cached) and records into the store.
+
+``offload`` is the whole Knack → store step the ``sync`` and ``records-to-s3`` flows run: metadata,
+then the ``records-to-store`` task (``offload.py`` does its work), then the metadata into the store.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,17 +17,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
-from tasks.context import open_store
+from tasks.clock import utc_now
 from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings
-from tasks.domain.errors import ConfigError
-from tasks.domain.formatting import container_schema, destination_names
+from tasks.domain.formatting import container_schema, renamed_fields
 from tasks.domain.knack import unreadable_modified
+from tasks.domain.plan import check_container
 from tasks.domain.report import artifact_key
-from tasks.knack_client import KnackClient
-from tasks.offload import OffloadResult, offload_container
-from tasks.ratelimit import make_rate_limiter
-from tasks.store import WriteStats, run_name, utc_now
+from tasks.domain.results import OffloadResult
+from tasks.knack.client import KnackClient
+from tasks.knack.offload import offload_container
+from tasks.knack.ratelimit import make_rate_limiter
+from tasks.store.locks import run_name
+from tasks.store.open import open_store
+from tasks.store.records import WriteStats
 
 PROGRESS_EVERY_S = 10.0
 
@@ -72,18 +80,6 @@ def fetch_metadata(app: AppConfig, env: str) -> dict[str, Any]:
     return metadata
 
 
-def renamed_fields(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
-    """``object_1.field_4 'Notes' → 'Remarks'`` for every field whose label changed between two metadata."""
-    def labels(metadata: dict[str, Any] | None) -> dict[str, str]:
-        app = (metadata or {}).get("application", metadata or {})
-        return {f"{obj.get('key')}.{fld.get('key')}": str(fld.get("name"))
-                for obj in app.get("objects") or [] for fld in obj.get("fields") or []}
-
-    before, after = labels(old), labels(new)
-    return [f"{key} {before[key]!r} → {after[key]!r}" for key in sorted(before.keys() & after.keys())
-            if before[key] != after[key]]
-
-
 @task(name="store-metadata", cache_policy=NO_CACHE)
 def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[str, Any]) -> bool:
     """Write ``<env>/<app>/metadata.json`` when it changed; True if it was written."""
@@ -102,7 +98,7 @@ def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[
 @task(name="records-to-store", cache_policy=NO_CACHE)
 def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
                      metadata: dict[str, Any], since: datetime | None = None, full: bool = False
-                     ) -> dict[str, Any]:
+                     ) -> OffloadResult:
     """Fetch the container's records modified since the Knack cursor and store what changed."""
     log = get_run_logger()
     client = knack_client(app, env)
@@ -122,12 +118,11 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
     with open_store(env, app.name, settings) as store, \
             store.lock(cfg.key, run_name(), "knack", timedelta(seconds=settings.lock_ttl_seconds)):
-        result: OffloadResult = offload_container(store, pages, cfg, metadata, since=since, full=full,
-                                                  started=started, log=log, on_progress=progress.update)
+        result = offload_container(store, pages, cfg, metadata, since=since, full=full,
+                                   started=started, log=log, on_progress=progress.update)
     progress.finish()
-    summary = result.as_dict() | {"knack_requests": client.stats.requests,
-                                  "quota_remaining": client.stats.quota_remaining,
-                                  "store": store.storage.description}
+    result = replace(result, knack_requests=client.stats.requests, quota_remaining=client.stats.quota_remaining,
+                     store=store.storage.description)
     log.info("%s/%s: %d fetched, %d written, %d unchanged, %d deleted; %d Knack requests; cursor %s",
              app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
              client.stats.requests, result.cursor or "unchanged")
@@ -140,41 +135,11 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
         log.warning("%s/%s: records carry fields the stored metadata does not know (%s): the app's "
                     "schema changed; metadata will be refetched", app.name, cfg.key,
                     ", ".join(result.unknown_fields))
-    return summary
-
-
-def check_container(metadata: dict[str, Any], app: str, cfg: ContainerConfig) -> None:
-    """The config against the app itself: the container, its modified date field, its location fields,
-    the field map and the derived column names. Checked before anything is written."""
-    where = f"{app}/{cfg.key}"
-    try:
-        schema = container_schema(metadata, cfg.key)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}; fix the container key (or scene_id) in the config") from None
-    fields = {f.key: f for f in schema.fields}
-    dates = ", ".join(k for k, f in fields.items() if f.type == "date_time") or "none"
-    modified = fields.get(cfg.modified_date_field_id)
-    if modified is None or modified.type != "date_time":
-        what = "is not a field of it" if modified is None else f"is a {modified.type} field"
-        raise ConfigError(f"{where}: modified_date_field_id {cfg.modified_date_field_id} {what}; "
-                          f"its date fields: {dates}")
-    for key in cfg.location_fields:
-        if key not in fields or fields[key].type != "address":
-            addresses = ", ".join(k for k, f in fields.items() if f.type == "address") or "none"
-            raise ConfigError(f"{where}: location_fields entry {key} is not an address field of it; "
-                              f"its address fields: {addresses}")
-    unknown = sorted(set(cfg.socrata_field_map) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: socrata_field_map names {', '.join(unknown)}, not fields of it")
-    if cfg.destinations():
-        try:
-            destination_names(schema, cfg.socrata_field_map)
-        except ConfigError as exc:  # two fields on one column; the message starts with the container key
-            raise ConfigError(f"{app}/{exc}") from None
+    return result
 
 
 def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
-            since: datetime | None, full: bool) -> dict[str, Any]:
+            since: datetime | None, full: bool) -> OffloadResult:
     """Metadata (cached), records → store, then the metadata → store; on schema drift the metadata is
     fetched again before it is stored, so publishers never format records with stale fields.
 
@@ -183,8 +148,8 @@ def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
     """
     metadata = fetch_metadata(app, env)
     check_container(metadata, app.name, cfg)
-    summary = records_to_store(app, cfg, env, settings, metadata, since, full)
-    if summary["unknown_fields"]:
+    stored = records_to_store(app, cfg, env, settings, metadata, since, full)
+    if stored.unknown_fields:
         metadata = fetch_metadata.with_options(refresh_cache=True)(app, env)
     store_metadata(app, env, settings, metadata)
-    return summary
+    return stored

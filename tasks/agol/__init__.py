@@ -1,0 +1,1 @@
+"""ArcGIS Online: the ``arcgis`` client calls and the publish task (payloads live in ``tasks.domain.agol``)."""

@@ -1,0 +1,94 @@
+"""Prefect task: publish a container's changes from the store to its ArcGIS Online layer or table.
+
+``AgolLayer`` is the ArcGIS side of the one publish driver (``tasks/publishing.py``): features are
+shaped by ``tasks/domain/agol.py`` and sent by ``tasks/agol/client.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.agol.client import AgolTarget, delete_ids, list_ids, open_target, upsert_features
+from tasks.credentials import agol_credentials
+from tasks.domain.agol import dropped_fields, to_agol_feature
+from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.errors import AgolEditFailed, ConfigError, UnpublishableRecords
+from tasks.domain.results import PublishResult
+from tasks.publishing import PublishContext, publish
+
+
+class AgolLayer:
+    """One container's layer or table; features are matched by record id (``upsert_matching_field``)."""
+
+    role = "agol"
+
+    def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings) -> None:
+        if cfg.service_id is None:
+            raise ConfigError(f"{app}/{cfg.key} has no service_id")
+        self.cfg, self.env = cfg, env
+        self.service_id: str = cfg.service_id
+        self.match = cfg.upsert_matching_field
+        self.batch_size = settings.agol_chunk_size
+        self.refused: list[tuple[str, AgolEditFailed]] = []  # records a value of which the layer cannot take
+
+    @property
+    def name(self) -> str:
+        return f"ArcGIS {self.target.name}"
+
+    def open(self, ctx: PublishContext) -> None:
+        self.ctx = ctx
+        self.target: AgolTarget = open_target(agol_credentials(self.env), self.service_id, self.cfg.layer_id,
+                                              self.cfg.agol_kind, match_field=self.match)
+        attributes = {k: v for k, v in ctx.names.items() if k not in self.cfg.location_fields}  # those are geometry
+        dropped = dropped_fields(attributes, self.target.info.fields, self.match)
+        if dropped:
+            get_run_logger().info("ArcGIS %s has no editable field for %s: not published", self.target.name,
+                                  ", ".join(dropped))
+
+    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        info = self.target.info
+        try:
+            return to_agol_feature(record_id, values, self.ctx.names, info.fields,
+                                   location_fields=self.cfg.location_fields, geometry_type=info.geometry_type,
+                                   match_field=self.match, layer=self.target.name)
+        except AgolEditFailed as exc:  # publish the rest, then fail naming every such record
+            self.refused.append((record_id, exc))
+            return None
+
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
+        counts = upsert_features(self.target, payloads, match_field=self.match, chunk_size=self.batch_size)
+        return {"upserted": counts["features"], "added": counts["added"], "updated": counts["updated"]}
+
+    def ids(self) -> set[str]:
+        return set(list_ids(self.target, self.match))
+
+    def delete(self, ids: list[str]) -> dict[str, int]:
+        deleted = delete_ids(self.target, ids, self.match, self.batch_size) if ids else 0
+        return {"features_deleted": deleted}
+
+    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
+        if unreadable:
+            return UnpublishableRecords(f"ArcGIS layer {self.target.name}",
+                                        unreadable + [(i, str(exc)) for i, exc in self.refused])
+        if self.refused:
+            return AgolEditFailed(self.target.name, [i for i, _ in self.refused],
+                                  "; ".join(str(exc) for _, exc in self.refused[:5]))
+        return None
+
+    def outcome(self, result: PublishResult, cursor: int) -> str:
+        return (f"{result.upserted} features upserted ({result.counts['added']} added, "
+                f"{result.counts['updated']} updated), {result.deleted} deleted")
+
+
+@task(name="publish-to-agol", cache_policy=NO_CACHE)
+def publish_agol(app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool = False,
+                 since: datetime | None = None) -> PublishResult:
+    """Upsert changed features by record id and delete deleted ones; a full refresh upserts everything,
+    then deletes what the store no longer has (never truncate: the map is never empty)."""
+    return publish(AgolLayer(app, cfg, env, settings), app, cfg, env, settings, full=full, since=since)

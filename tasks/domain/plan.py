@@ -1,0 +1,126 @@
+"""What a run will do, decided before it does anything: pure, no I/O, no Prefect.
+
+- ``check_container``: the config against the app's own metadata, before anything is written;
+- ``plan_since``: from which instant Knack is read, and whether the Knack cursor may move after;
+- ``new_generation`` / ``ids_to_delete``: the generation a changing run writes, and what a full fetch deletes;
+- ``plan_publish``: what one destination upserts and deletes, from its cursor and the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tasks.domain.config import ContainerConfig
+from tasks.domain.errors import ConfigError
+from tasks.domain.formatting import container_schema, destination_names
+from tasks.domain.layout import Manifest
+
+
+def check_container(metadata: dict[str, Any], app: str, cfg: ContainerConfig) -> None:
+    """The config against the app itself: the container, its modified date field, its location fields,
+    the field map and the derived column names. Checked before anything is written."""
+    where = f"{app}/{cfg.key}"
+    try:
+        schema = container_schema(metadata, cfg.key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}; fix the container key (or scene_id) in the config") from None
+    fields = {f.key: f for f in schema.fields}
+    dates = ", ".join(k for k, f in fields.items() if f.type == "date_time") or "none"
+    modified = fields.get(cfg.modified_date_field_id)
+    if modified is None or modified.type != "date_time":
+        what = "is not a field of it" if modified is None else f"is a {modified.type} field"
+        raise ConfigError(f"{where}: modified_date_field_id {cfg.modified_date_field_id} {what}; "
+                          f"its date fields: {dates}")
+    for key in cfg.location_fields:
+        if key not in fields or fields[key].type != "address":
+            addresses = ", ".join(k for k, f in fields.items() if f.type == "address") or "none"
+            raise ConfigError(f"{where}: location_fields entry {key} is not an address field of it; "
+                              f"its address fields: {addresses}")
+    unknown = sorted(set(cfg.socrata_field_map) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: socrata_field_map names {', '.join(unknown)}, not fields of it")
+    if cfg.destinations():
+        try:
+            destination_names(schema, cfg.socrata_field_map)
+        except ConfigError as exc:  # two fields on one column; the message starts with the container key
+            raise ConfigError(f"{app}/{exc}") from None
+
+
+def plan_since(cursor: Mapping[str, Any] | None, since_override: datetime | None, full: bool
+               ) -> tuple[datetime | None, bool]:
+    """(fetch records modified at or after this instant, may the cursor advance afterwards).
+
+    No cursor yet or ``full`` → everything. An explicit ``since`` later than the cursor would leave a
+    gap, so such a run leaves the cursor where it is.
+    """
+    stored = datetime.fromisoformat(cursor["instant"]) if cursor else None
+    if full or (stored is None and since_override is None):
+        return None, True
+    if since_override is not None:
+        return since_override, stored is not None and since_override <= stored
+    return stored, True
+
+
+def new_generation(manifest: Manifest) -> int:
+    """The generation number of a run that is about to change the store."""
+    return manifest.generation + 1
+
+
+def ids_to_delete(stored_ids: Iterable[str], seen_ids: set[str]) -> list[str]:
+    """After a full fetch: ids the store holds that Knack no longer has."""
+    return sorted(set(stored_ids) - seen_ids)
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """The work of one publish run."""
+
+    destination: str
+    full: bool
+    cursor: int               # the generation published before this run
+    target: int               # the generation this run publishes up to
+    changed: list[str]        # ids to upsert
+    deleted: list[str]        # ids to delete downstream (on a full refresh: filled in by the publisher)
+    advance: bool             # may the cursor move when the run succeeds
+    columns: Mapping[str, str] = field(default_factory=dict)  # field key → column, recorded in the cursor
+    remapped: list[str] = field(default_factory=list)         # columns whose field changed since the cursor
+
+    def summary(self) -> str:
+        mode = "full refresh" if self.full else "incremental"
+        again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
+        return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
+                f"{len(self.changed)} to upsert, {len(self.deleted)} to delete{again}")
+
+
+def remapped_columns(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """``field_4: notes → remarks`` for each field whose column changed (or that appeared or went)."""
+    return [f"{key}: {before.get(key, '-')} → {after.get(key, '-')}" for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key)]
+
+
+def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, destination: str, *,
+                 full: bool, since: datetime | None = None, columns: Mapping[str, str] | None = None
+                 ) -> PublishPlan:
+    """Changed and deleted ids since the destination's cursor (everything on a full refresh or first run).
+
+    ``since`` narrows the upserts to records whose Knack modified instant is at or after it; such a
+    run does not move the cursor (it may have left earlier changes out). When the field → column
+    mapping (``columns``) differs from the one the cursor recorded (a field renamed in Knack), every
+    row is upserted again: an incremental run would leave a column holding one field in old rows and
+    another in new ones.
+    """
+    cursor = int(cursor_doc["generation"]) if cursor_doc else 0
+    full = full or cursor_doc is None
+    columns = dict(columns or {})
+    recorded = (cursor_doc or {}).get("columns")
+    remapped = remapped_columns(recorded, columns) if isinstance(recorded, dict) and columns and not full else []
+    changed = manifest.changed_since(0 if full or remapped else cursor)
+    if since is not None and not remapped:
+        changed = [rid for rid in changed
+                   if (modified := manifest.records[rid][1]) is None or datetime.fromisoformat(modified) >= since]
+    deleted = [] if full else manifest.deleted_since(cursor)
+    return PublishPlan(destination, full, cursor, manifest.generation, sorted(changed), sorted(deleted),
+                       advance=since is None, columns=columns, remapped=remapped)

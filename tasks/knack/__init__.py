@@ -1,0 +1,1 @@
+"""Knack: the HTTP client, the app's rate limit, the offload into the store, and the Prefect tasks."""

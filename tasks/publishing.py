@@ -1,0 +1,183 @@
+"""One publish driver for every destination: plan → read the changed records once → the destination.
+
+``publish`` opens the store, takes the destination's lock, plans the run (``tasks/domain/plan.py``),
+reads and formats the changed records in batches, and hands each to the destination's adapter
+(``tasks/socrata/task.py``, ``tasks/agol/task.py``), which shapes it, sends it and deletes strays.
+Records whose stored values cannot be read are left out and named at the end; the rest publishes.
+
+A destination's cursor is the last store generation it published completely. A run publishes the
+records written after it (all of them on a full refresh) and the deletes recorded after it, then
+moves the cursor to the generation it read. A failure anywhere leaves the cursor where it was, so
+the next run publishes the same records again; upserts keyed by record id make that harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from prefect.logging import get_run_logger
+
+from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.errors import StoreError
+from tasks.domain.formatting import (
+    ContainerSchema,
+    container_schema,
+    destination_names,
+    format_record,
+    format_value,
+)
+from tasks.domain.layout import Manifest
+from tasks.domain.plan import PublishPlan, plan_publish
+from tasks.domain.results import PublishResult
+from tasks.store.locks import run_name
+from tasks.store.open import open_store
+from tasks.store.records import RecordStore
+
+
+def load_schema(store: RecordStore, container: str) -> tuple[dict[str, Any], ContainerSchema]:
+    """The stored metadata (publishers never ask Knack) and the container's schema from it."""
+    metadata = store.read_metadata()
+    if metadata is None:
+        raise StoreError(f"no metadata stored for app {store.app} ({store.env}); "
+                         f"run metadata_to_s3 or sync first")
+    return metadata, container_schema(metadata, container)
+
+
+def formatted_batches(store: RecordStore, container: str, ids: list[str], schema: ContainerSchema,
+                      batch: int, unreadable: list[tuple[str, str]]
+                      ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(record id, formatted values) in batches, read with concurrent GETs.
+
+    A record with a value that cannot be read (a malformed date) is left out and noted in
+    ``unreadable`` as (id, "field_N: why"), so the others still publish.
+    """
+    for docs in store.read_records(container, ids, batch=batch):
+        rows = []
+        for doc in docs:
+            try:
+                rows.append((doc["id"], format_record(doc, schema)))
+            except (ValueError, TypeError, KeyError) as exc:
+                unreadable.append((str(doc.get("id")), _unreadable_fields(doc, schema) or str(exc)))
+        yield rows
+
+
+def _unreadable_fields(doc: Mapping[str, Any], schema: ContainerSchema) -> str:
+    """Which fields of ``doc`` cannot be formatted, and why."""
+    problems = []
+    for fld in schema.fields:
+        try:
+            format_value(fld, doc.get(fld.key), doc.get(f"{fld.key}_raw"), schema.timezone)
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(f"{fld.key} ({fld.label}): {exc}")
+    return "; ".join(problems)
+
+
+def advance_cursor(store: RecordStore, container: str, plan: PublishPlan, counts: Mapping[str, int]) -> None:
+    """Record that the destination now holds everything up to ``plan.target``."""
+    if plan.advance:
+        store.write_cursor(container, plan.destination, {"generation": plan.target, **counts,
+                                                         "columns": dict(plan.columns)})
+
+
+@dataclass
+class PublishContext:
+    """Everything a publisher reads from the store before it talks to its destination."""
+
+    store: RecordStore
+    schema: ContainerSchema
+    names: dict[str, str]
+    manifest: Manifest
+    plan: PublishPlan
+
+
+@contextmanager
+def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, destination: str, *,
+               full: bool, since: datetime | None) -> Iterator[PublishContext]:
+    """Open the store, hold the destination's lock for the container, and plan the run."""
+    with open_store(env, app, settings) as store, \
+            store.lock(cfg.key, run_name(), destination, timedelta(seconds=settings.lock_ttl_seconds)):
+        _, schema = load_schema(store, cfg.key)
+        names = destination_names(schema, cfg.socrata_field_map)
+        manifest = store.load_manifest(cfg.key)
+        plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination,
+                            full=full, since=since, columns=names)
+        if plan.remapped:
+            get_run_logger().warning("%s/%s → %s: the columns changed since the last publish (%s): every row "
+                                     "is published again, so no column mixes two fields", app, cfg.key,
+                                     destination, "; ".join(plan.remapped))
+        yield PublishContext(store, schema, names, manifest, plan)
+
+
+class Destination(Protocol):
+    """One destination as the driver sees it; ``tasks/socrata/task.py`` and ``tasks/agol/task.py`` hold
+    the two. Configuration mistakes are raised when it is made, before the store is opened."""
+
+    role: str        # its lock and cursor name: "socrata" or "agol"
+    batch_size: int  # records read (and sent) per batch
+
+    @property
+    def name(self) -> str:
+        """How logs name it ("Socrata abcd-1234", "ArcGIS Signals"); known once it is open."""
+
+    def open(self, ctx: PublishContext) -> None:
+        """Connect and check the dataset or layer; log the columns it cannot take."""
+
+    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        """One record shaped for the destination; None when the destination would refuse it (kept aside)."""
+
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
+        """Send every payload; counts, with ``upserted`` the number sent."""
+
+    def ids(self) -> set[str]:
+        """Every record id the destination holds (a full refresh deletes those the store lacks)."""
+
+    def delete(self, ids: list[str]) -> dict[str, int]:
+        """Delete these record ids (ids already gone are fine); the destination's own counts."""
+
+    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
+        """The error naming every record left out (unreadable here, or refused by it), if any."""
+
+    def outcome(self, result: PublishResult, cursor: int) -> str:
+        """The last log line's counts."""
+
+
+def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, settings: Settings, *,
+            full: bool, since: datetime | None) -> PublishResult:
+    """Upsert changed records and delete deleted ones; on a full refresh, upsert all, then delete strays.
+
+    Never a replace: the destination is never empty or partial while this runs. The cursor moves
+    only when everything was sent and no record was left out.
+    """
+    log = get_run_logger()
+    clock = time.monotonic()
+    with publishing(app, cfg, env, settings, destination.role, full=full, since=since) as ctx:
+        plan = ctx.plan
+        destination.open(ctx)
+        log.info("%s/%s → %s: %s", app, cfg.key, destination.name, plan.summary())
+        unreadable: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
+
+        def payloads() -> Iterator[dict[str, Any]]:
+            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, destination.batch_size,
+                                           unreadable):
+                for record_id, values in batch:
+                    if (payload := destination.to_payload(record_id, values)) is not None:
+                        yield payload
+
+        counts = destination.upsert(payloads())
+        doomed = sorted(destination.ids() - set(ctx.manifest.records)) if plan.full else plan.deleted
+        counts |= destination.delete(doomed)
+        error = destination.left_out(unreadable)  # the rest is published and deleted; the cursor stays
+        if error is not None:
+            raise error
+        result = PublishResult(mode="full" if plan.full else "incremental", read=len(plan.changed),
+                               upserted=counts.pop("upserted"), deleted=len(doomed), generation=plan.target,
+                               seconds=round(time.monotonic() - clock, 3), counts=counts)
+        advance_cursor(ctx.store, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
+    log.info("%s/%s → %s: %s", app, cfg.key, destination.name,
+             destination.outcome(result, plan.target if plan.advance else plan.cursor))
+    return result

@@ -1,0 +1,87 @@
+"""Prefect task: publish a container's changes from the store to its Socrata dataset.
+
+``SocrataDataset`` is the Socrata side of the one publish driver (``tasks/publishing.py``): rows are
+shaped by ``tasks/domain/socrata.py`` and sent by ``tasks/socrata/client.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.clock import utc_now
+from tasks.credentials import socrata_credentials
+from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.errors import ConfigError, UnpublishableRecords
+from tasks.domain.results import PublishResult
+from tasks.domain.socrata import SocrataSchema, dropped_columns, to_socrata_row
+from tasks.publishing import PublishContext, publish
+from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, upsert_rows
+
+
+class SocrataDataset:
+    """One container's dataset. Never a replace: rows are upserted and deleted by ``id``."""
+
+    role = "socrata"
+
+    def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool) -> None:
+        if cfg.socrata_resource_id is None:
+            raise ConfigError(f"{app}/{cfg.key} has no socrata_resource_id")
+        if full and cfg.no_replace_socrata:
+            raise ConfigError(f"{app}/{cfg.key}: no_replace_socrata forbids a full refresh of dataset "
+                              f"{cfg.socrata_resource_id}; run without --full")
+        self.cfg, self.env = cfg, env
+        self.resource_id: str = cfg.socrata_resource_id
+        self.batch_size = settings.socrata_chunk_size
+        self.name = f"Socrata {self.resource_id}"
+
+    def open(self, ctx: PublishContext) -> None:
+        self.ctx = ctx
+        self.client = socrata_credentials(self.env).get_client()
+        self.schema: SocrataSchema = fetch_schema(self.client, self.resource_id)
+        self.schema.check_publishable()
+        dropped = dropped_columns(ctx.names, self.schema, self.cfg.append_timestamp_column)
+        if dropped:
+            get_run_logger().info("Socrata %s has no column for %s: not published", self.resource_id,
+                                  ", ".join(dropped))
+        self.published_at = utc_now()
+
+    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        return to_socrata_row(record_id, values, self.ctx.names, self.schema, location_fields=self.cfg.location_fields,
+                              app_tz=self.ctx.schema.timezone, published_at=self.published_at,
+                              append_timestamp_column=self.cfg.append_timestamp_column)
+
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
+        totals = upsert_rows(self.client, self.resource_id, payloads, chunk_size=self.batch_size)
+        return {"upserted": totals.get("rows", 0), "created": totals.get("created", 0),
+                "updated": totals.get("updated", 0)}
+
+    def ids(self) -> set[str]:
+        return list_row_ids(self.client, self.resource_id)
+
+    def delete(self, ids: list[str]) -> dict[str, int]:
+        if ids:
+            delete_rows(self.client, self.resource_id, ids, self.batch_size)
+        return {}
+
+    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
+        return UnpublishableRecords(f"Socrata dataset {self.resource_id}", unreadable) if unreadable else None
+
+    def outcome(self, result: PublishResult, cursor: int) -> str:
+        return f"{result.upserted} rows upserted, {result.deleted} deleted; cursor at generation {cursor}"
+
+
+@task(name="publish-to-socrata", cache_policy=NO_CACHE)
+def publish_socrata(app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool = False,
+                    since: datetime | None = None) -> PublishResult:
+    """Upsert changed rows and delete deleted ones; on a full refresh, upsert all then delete strays.
+
+    Never a replace: the dataset is never empty or partial while this runs. The Socrata cursor moves
+    only when every chunk succeeded.
+    """
+    return publish(SocrataDataset(app, cfg, env, settings, full), app, cfg, env, settings, full=full, since=since)
