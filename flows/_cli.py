@@ -25,7 +25,9 @@ def parser(description: str, *, container: bool = True, date: bool = True) -> ar
         p.add_argument("-d", "--date", default=None,
                        help="ISO-8601 date or instant; only records modified at or after it (no offset = UTC)")
         p.add_argument("--full", action="store_true",
-                       help="full refresh: every record, and deletes of what Knack no longer has")
+                       help="full refresh: every record, and deletes of what Knack confirms gone")
+        p.add_argument("--allow-mass-delete", action="store_true",
+                       help="let this run delete more than the mass-delete guard allows (a real purge in Knack)")
     p.add_argument("--config", default=None, help="config file (default: $KNACK_SERVICES_CONFIG or "
                                                   "config/knack-services.yaml)")
     return p

@@ -17,7 +17,7 @@ from flows._cli import parser, run
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from tasks.domain.config import ContainerConfig, load_container
-from tasks.domain.errors import ConfigError, KnackServicesError
+from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
@@ -44,14 +44,16 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[str] | None) -> list[st
 
 @flow(name="sync", flow_run_name="sync-{app}-{container}-{env}")
 def sync(app: str, container: str, env: str = "dev", since: str | None = None, full: bool = False,
-         destinations: list[str] | None = None, config_path: str | None = None) -> dict[str, Any]:
+         destinations: list[str] | None = None, config_path: str | None = None,
+         allow_mass_delete: bool = False) -> dict[str, Any]:
     """Knack → store → Socrata and ArcGIS, each destination on its own cursor."""
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     targets = pick_destinations(cfg, destinations)
 
     # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
-    stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full)
+    stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full,
+                     allow_mass_delete)
 
     # store → destinations: concurrent subflows, so one destination's outage never holds back the other
     runs = {}
@@ -63,7 +65,7 @@ def sync(app: str, container: str, env: str = "dev", since: str | None = None, f
             # each thread runs in a copy of this context, so the subflow knows its parent flow run
             runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
                                      container=container, env=env, full=publish_full, config_path=config_path,
-                                     return_state=True)
+                                     allow_mass_delete=allow_mass_delete, return_state=True)
     states = {name: run.result() for name, run in runs.items()}
     published: dict[str, PublishResult | PublishFailure] = {
         name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))
@@ -74,6 +76,8 @@ def sync(app: str, container: str, env: str = "dev", since: str | None = None, f
     if failed := report.failed():
         raise PublishFailed(f"{app}/{container}: the store is up to date, but publishing to "
                             f"{', '.join(failed)} failed: " + "; ".join(failed.values()))
+    if stored.held_back:  # everything else is done; the run fails so that someone looks
+        raise DeletesHeldBack(stored.held_back)
     return report.as_dict()
 
 
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="publish to this destination only (repeatable); default: every configured one")
     args = p.parse_args(argv)
     return run(sync, {"app": args.app_name, "container": args.container, "env": args.env, "since": args.date,
-                      "full": args.full, "destinations": args.destinations, "config_path": args.config})
+                      "full": args.full, "destinations": args.destinations, "config_path": args.config,
+                      "allow_mass_delete": args.allow_mass_delete})
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from prefect.logging import get_run_logger
 
-from tasks.domain.config import ContainerConfig, Settings
-from tasks.domain.errors import StoreError
+from tasks.domain.config import ContainerConfig, Settings, delete_guard
+from tasks.domain.errors import DeletesHeldBack, StoreError
 from tasks.domain.formatting import (
     ContainerSchema,
     container_schema,
@@ -146,12 +146,36 @@ class Destination(Protocol):
         """The last log line's counts."""
 
 
+def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, log: Any
+               ) -> tuple[list[str], int]:
+    """(record ids to delete downstream, how many records the container holds there).
+
+    Incremental: the deletes the store recorded since the cursor (each confirmed gone by Knack). A full
+    refresh (or a first publish): the rows the destination holds and the store lacks, but only when the
+    store holds a complete, confirmed listing (a new store started with ``-d`` holds a few records, and
+    the dataset may be full from an older system) and never on a ``no_replace_socrata`` dataset.
+    """
+    plan = ctx.plan
+    if not plan.full:
+        return plan.deleted, len(ctx.manifest.records) + len(plan.deleted)
+    where = f"{ctx.store.app}/{cfg.key} → {destination.name}"
+    if destination.role == "socrata" and cfg.no_replace_socrata:
+        log.info("%s: no_replace_socrata: rows the store lacks are left in place", where)
+        return [], len(ctx.manifest.records)
+    if ctx.store.read_complete_listing(cfg.key) is None:
+        log.info("%s: the store holds no complete listing of Knack yet (a full offload writes it): rows the "
+                 "store lacks are left in place", where)
+        return [], len(ctx.manifest.records)
+    held = destination.ids()
+    return sorted(held - set(ctx.manifest.records)), len(held)
+
+
 def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, settings: Settings, *,
-            full: bool, since: datetime | None) -> PublishResult:
+            full: bool, since: datetime | None, allow_mass_delete: bool = False) -> PublishResult:
     """Upsert changed records and delete deleted ones; on a full refresh, upsert all, then delete strays.
 
     Never a replace: the destination is never empty or partial while this runs. The cursor moves
-    only when everything was sent and no record was left out.
+    only when everything was sent, no record was left out and no delete was held back by the guard.
     """
     log = get_run_logger()
     clock = time.monotonic()
@@ -169,11 +193,18 @@ def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, 
                         yield payload
 
         counts = destination.upsert(payloads())
-        doomed = sorted(destination.ids() - set(ctx.manifest.records)) if plan.full else plan.deleted
+        doomed, population = doomed_ids(destination, ctx, cfg, log)
+        held_back = delete_guard(settings, allow_mass_delete).refusal(
+            len(doomed), population, f"{app}/{cfg.key} in {destination.name}")
+        if held_back:
+            log.warning("%s", held_back)
+            doomed = []
         counts |= destination.delete(doomed)
         error = destination.left_out(unreadable)  # the rest is published and deleted; the cursor stays
         if error is not None:
             raise error
+        if held_back:
+            raise DeletesHeldBack(f"{held_back}; the cursor stays until they are deleted")
         result = PublishResult(mode="full" if plan.full else "incremental", read=len(plan.changed),
                                upserted=counts.pop("upserted"), deleted=len(doomed), generation=plan.target,
                                seconds=round(time.monotonic() - clock, 3), counts=counts)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks.domain.deletes import DeleteGuard
 from tasks.domain.errors import ConfigError
 
 CONFIG_ENV_VAR = "KNACK_SERVICES_CONFIG"
@@ -159,6 +160,10 @@ class Settings(BaseModel):
     agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
     store_workers: int = Field(default=16, ge=1, le=128)
     lock_ttl_seconds: int = Field(default=600, ge=1)
+    knack_rows_per_page: int = Field(default=1000, ge=1, le=1000)
+    knack_cursor_lag_seconds: int = Field(default=120, ge=0, le=86400)
+    delete_guard_share: float = Field(default=0.05, ge=0, le=1)
+    delete_guard_min: int = Field(default=10, ge=0)
 
 
 class Config(BaseModel):
@@ -285,3 +290,9 @@ def load_container(app: str, container: str, env: str, path: str | os.PathLike[s
     check_env(env)
     config = load_config(path)
     return config, config.app(app), config.container(app, container)
+
+
+def delete_guard(settings: Settings, override: bool = False) -> DeleteGuard:
+    """The mass-delete guard the settings describe (``override``: the run's ``--allow-mass-delete``)."""
+    return DeleteGuard(max_share=settings.delete_guard_share, min_count=settings.delete_guard_min,
+                       override=override)

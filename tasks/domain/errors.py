@@ -86,3 +86,7 @@ class UnpublishableRecords(KnackServicesError):
         more = f" (+{len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
         super().__init__(f"{destination}: {len(self.ids)} records cannot be published and were left out "
                          f"[{_ids_preview(self.ids)}]: {shown}{more}; fix them in Knack and run again")
+
+
+class DeletesHeldBack(KnackServicesError):
+    """The mass-delete guard (or an untrustworthy answer from Knack) held deletes back; the rest was done."""

@@ -70,6 +70,16 @@ def content_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
+def body_etag(body: bytes) -> str:
+    """The ETag S3 gives a plain single-part PUT of ``body`` (its MD5), and the local store's ETag."""
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+def is_plain_etag(etag: str) -> bool:
+    """An MD5-shaped ETag (a plain PUT); SSE-KMS and multipart ETags are not the body's MD5."""
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag)
+
+
 @dataclass
 class Manifest:
     """What the store holds for one container, and when (in generations) each record last changed."""
@@ -77,6 +87,7 @@ class Manifest:
     generation: int = 0
     records: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)  # id -> (hash, modified, gen)
     deleted: dict[str, int] = field(default_factory=dict)                          # id -> gen of the delete
+    etags: dict[str, str] = field(default_factory=dict)   # id -> the ETag its object had when written
 
     @classmethod
     def from_json(cls, body: bytes | None) -> Manifest:
@@ -85,24 +96,51 @@ class Manifest:
         data = json.loads(body)
         return cls(generation=int(data["generation"]),
                    records={k: (v[0], v[1], int(v[2])) for k, v in data["records"].items()},
-                   deleted={k: int(v) for k, v in data.get("deleted", {}).items()})
+                   deleted={k: int(v) for k, v in data.get("deleted", {}).items()},
+                   etags={k: str(v) for k, v in data.get("etags", {}).items()})
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, "generation": self.generation,
                            "records": {k: list(v) for k, v in self.records.items()},
-                           "deleted": self.deleted}, separators=(",", ":")).encode("utf-8")
+                           "deleted": self.deleted, "etags": self.etags}, separators=(",", ":")).encode("utf-8")
 
     def is_unchanged(self, record_id: str, digest: str) -> bool:
         entry = self.records.get(record_id)
         return entry is not None and entry[0] == digest
 
-    def mark_written(self, record_id: str, digest: str, modified: str | None, generation: int) -> None:
+    def mark_written(self, record_id: str, digest: str, modified: str | None, generation: int,
+                     etag: str | None = None) -> None:
         self.records[record_id] = (digest, modified, generation)
         self.deleted.pop(record_id, None)
+        if etag:
+            self.etags[record_id] = etag
+        else:
+            self.etags.pop(record_id, None)
 
     def mark_deleted(self, record_id: str, generation: int) -> None:
         self.records.pop(record_id, None)
+        self.etags.pop(record_id, None)
         self.deleted[record_id] = generation
+
+    def prune_deleted(self, applied_by_all: int) -> list[str]:
+        """Forget the deletes every destination has applied (generation at or below ``applied_by_all``)."""
+        gone = [rid for rid, gen in self.deleted.items() if gen <= applied_by_all]
+        for rid in gone:
+            del self.deleted[rid]
+        return gone
+
+    def needs_repair(self, record_id: str, body: bytes, stored_etag: str | None) -> bool:
+        """Is the stored object of an unchanged record missing, or not the bytes this manifest wrote?
+
+        Its ETag is compared with the one recorded at the write; without one (a manifest from before
+        ETags were kept), an MD5-shaped ETag is compared with the body's MD5, and any other is trusted.
+        """
+        if stored_etag is None:
+            return True
+        recorded = self.etags.get(record_id)
+        if recorded is not None:
+            return recorded != stored_etag
+        return is_plain_etag(stored_etag) and stored_etag != body_etag(body)
 
     def changed_since(self, generation: int) -> list[str]:
         """Ids written after ``generation`` (all of them when it is 0)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Listing:
     pages: list[PageReport] = field(default_factory=list)
     distinct: int = 0
     complete: bool = False  # the fetch reached its last page (nobody stopped reading early)
+    knack_time: datetime | None = None  # Knack's clock when the fetch began (its Date header), if it sent one
 
     def problems(self) -> list[str]:
         """Why this listing cannot be trusted; empty when it is consistent."""

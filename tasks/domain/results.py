@@ -29,6 +29,11 @@ class OffloadResult:
     knack_requests: int = 0           # filled in by the task, which owns the client
     quota_remaining: int | None = None
     store: str = ""                   # where the records went ("s3://bucket ...", "local folder ...")
+    listing_consistent: bool = True   # Knack's listing was whole (else: no deletes from it, cursor kept)
+    listing_problems: list[str] = field(default_factory=list)
+    lookups: int = 0                  # single-record requests confirming deletes
+    repaired: int = 0                 # objects missing or damaged in the store, written again
+    held_back: str | None = None      # deletes the mass-delete guard (or an untrustworthy Knack) held back
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

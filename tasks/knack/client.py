@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -26,6 +27,7 @@ from tenacity import RetryCallState
 from blocks.knack import KnackCredentials
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
+from tasks.domain.listing import Listing, PageReport
 from tasks.knack.ratelimit import RateLimiter
 from tasks.retry import TransientReply, failure_of, full_jitter, hinted, is_transient_status, retrying
 
@@ -78,6 +80,8 @@ class KnackClient:
         self._backoff = hinted(self._rate_limit_wait, full_jitter(backoff_initial, backoff_max))
         self._min_429_wait, self._clock = min_rate_limit_wait, clock
         self.stats = KnackStats()
+        self.last_listing: Listing | None = None  # what the pages of the latest fetch reported
+        self._server_time: datetime | None = None  # the Date header of the latest response (Knack's clock)
         self._lock = threading.Lock()
         self._next_slot = 0.0  # monotonic time before which this client sends nothing more (pacing)
         self.api_url = creds.api_url.rstrip("/")
@@ -112,6 +116,16 @@ class KnackClient:
                                   f"daily Knack quota remain and the configured floor is {self.quota_floor}",
                                   app=self.app_name, container=container)
 
+    def get_record(self, container_key: str, record_id: str, scene_id: str | None = None) -> dict[str, Any] | None:
+        """One record as its container serves it, or None when Knack answers 404 (no such record there)."""
+        route = f"{container_route(container_key, scene_id)}/{record_id}"
+        try:
+            return self._get(route, {}, container_key)
+        except KnackError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def iter_pages(self, container_key: str, scene_id: str | None = None, filters: dict | list | None = None,
                    rows_per_page: int = MAX_ROWS_PER_PAGE) -> Iterator[list[dict[str, Any]]]:
         """Every record of an object or view, one page at a time (completion order), each id once.
@@ -129,14 +143,23 @@ class KnackClient:
             base["filters"] = json.dumps(filters, separators=(",", ":"))
         seen: set[str] = set()
         abandon = threading.Event()  # set when the caller stops early or a page fails for good
+        listing = self.last_listing = Listing(rows)
 
         def fetch(page: int) -> dict[str, Any]:
-            return self._get(route, {**base, "page": page}, container_key, abandon=abandon)
+            body = self._get(route, {**base, "page": page}, container_key, abandon=abandon)
+            report = PageReport(page, len(body.get("records") or []), int(body.get("total_records") or 0),
+                                int(body.get("total_pages") or 0))
+            with self._lock:
+                listing.pages.append(report)
+            return body
 
         self.check_quota(1, container_key)
         clock = time.monotonic()
         first = fetch(1)
-        width = self._width(time.monotonic() - clock)
+        elapsed = time.monotonic() - clock
+        # Knack's own clock when the fetch began: page 1's Date, less the time page 1 took
+        listing.knack_time = self._server_time - timedelta(seconds=elapsed) if self._server_time else None
+        width = self._width(elapsed)
         total_pages = int(first.get("total_pages") or 0)
         self.stats.expected_records = int(first.get("total_records") or 0)  # an estimate, for progress
         if total_pages > 1:  # before page 1 is handed on: a refused fetch writes nothing
@@ -145,6 +168,8 @@ class KnackClient:
             yield from self._concurrent(fetch, range(2, total_pages + 1), seen, abandon, width, first)
         else:
             yield from self._fresh(first, seen)
+        listing.distinct = len(seen)
+        listing.complete = True
 
     def iter_records(self, container_key: str, since: datetime | None = None, modified_field: str | None = None,
                      tz: tzinfo | str | None = None, *, scene_id: str | None = None,
@@ -269,6 +294,7 @@ class KnackClient:
         response = self.session.get(self.api_url + route, params=params, timeout=self.timeout,
                                     headers=self._creds.headers() if auth else None)
         self._note_quota(response)
+        self._note_time(response)
         status = response.status_code
         if status == 200:
             try:
@@ -308,6 +334,14 @@ class KnackClient:
             return min(max(float(reset) - self._clock(), 0.0), 60.0) if reset else None
         except ValueError:
             return None
+
+    def _note_time(self, response: requests.Response) -> None:
+        try:
+            when = parsedate_to_datetime(response.headers.get("Date") or "")
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            self._server_time = when if when.tzinfo else when.replace(tzinfo=UTC)
 
     def _note_quota(self, response: requests.Response) -> None:
         remaining = response.headers.get("X-PlanLimit-Remaining")

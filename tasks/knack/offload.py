@@ -11,17 +11,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from tasks.domain.config import ContainerConfig
+from tasks.domain.deletes import DeleteGuard
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
-from tasks.domain.plan import new_generation, plan_since
+from tasks.domain.listing import Listing
+from tasks.domain.plan import ids_to_delete, new_generation, plan_since
 from tasks.domain.results import OffloadResult
 from tasks.store.records import RecordStore, WriteStats
 
-# The cursor trails the fetch start: Knack stamps edits to the minute (an edit at 12:00:45 reads 12:00),
-# and clocks drift. Anything edited after the fetch began is stamped after the cursor, so fetched again.
+# The cursor trails the fetch start (on Knack's clock): Knack stamps edits to the minute (an edit at
+# 12:00:45 reads 12:00). Anything edited after the fetch began is stamped after the cursor, so fetched again.
 SAFETY_LAG = timedelta(minutes=2)
 PAGES_IN_MEMORY = 4  # pages read ahead of the store and kept in memory; more wait in a temporary file
 
@@ -106,14 +108,58 @@ def _watch_fields(pages: Iterable[list[dict[str, Any]]], known: set[str], unknow
         yield page
 
 
+class KnackSource(Protocol):
+    """What the offload asks of Knack beyond the pages: how whole the last listing was, and single records."""
+
+    last_listing: Listing | None
+
+    def get_record(self, container_key: str, record_id: str, scene_id: str | None = None
+                   ) -> dict[str, Any] | None: ...
+
+
+def confirm_gone(knack: KnackSource, cfg: ContainerConfig, candidates: list[str], listed: set[str]
+                 ) -> tuple[list[str], list[dict[str, Any]], int] | None:
+    """Ask Knack for each candidate: (confirmed gone, found alive, requests made), or None when Knack's
+    answers cannot be trusted: a record of this very listing must be found first (a route that answers
+    404 for everything would otherwise confirm every candidate)."""
+    if not listed:
+        return None
+    control = min(listed)
+    if knack.get_record(cfg.key, control, cfg.scene_id) is None:
+        return None
+    gone: list[str] = []
+    alive: list[dict[str, Any]] = []
+    for rid in candidates:
+        record = knack.get_record(cfg.key, rid, cfg.scene_id)
+        if record is None:
+            gone.append(rid)
+        else:
+            alive.append(record)
+    return gone, alive, len(candidates) + 1
+
+
 def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],
                       cfg: ContainerConfig, metadata: Mapping[str, Any], *, since: datetime | None,
                       full: bool, started: datetime, log: logging.Logger | logging.LoggerAdapter,
-                      on_progress: Callable[[WriteStats], None] | None = None) -> OffloadResult:
-    """Copy one container's changed records into the store; objects → manifest → Knack cursor."""
+                      on_progress: Callable[[WriteStats], None] | None = None,
+                      knack: KnackSource | None = None, guard: DeleteGuard | None = None,
+                      cursor_lag: timedelta = SAFETY_LAG, destinations: list[str] | None = None) -> OffloadResult:
+    """Copy one container's changed records into the store; objects → manifest → Knack cursor.
+
+    A full fetch also repairs objects missing from the store or damaged in it, and deletes the records
+    Knack has confirmed gone (``confirm_gone``), within the mass-delete ``guard``. The Knack cursor moves
+    only past a listing that was whole (``tasks/domain/listing.py``), to Knack's own clock at the fetch
+    start less ``cursor_lag``. ``destinations``: the container's; deletes every one of them has published
+    are forgotten (no destination: all of them).
+    """
     clock = time.monotonic()
+    guard = guard or DeleteGuard()
     schema = container_schema(metadata, cfg.key)
     manifest = store.load_manifest(cfg.key)
+    pruned: list[str] = []
+    if destinations is not None:
+        published = [int((store.read_cursor(cfg.key, name) or {}).get("generation", 0)) for name in destinations]
+        pruned = manifest.prune_deleted(min(published) if published else manifest.generation)
     cursor = store.read_cursor(cfg.key, "knack")
     fetch_from, may_advance = plan_since(cursor, since, full)
     is_full = fetch_from is None
@@ -130,24 +176,69 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
         instant = record_modified_at(record, cfg.modified_date_field_id, schema.timezone)
         return instant.isoformat() if instant else None
 
+    objects = store.list_objects(cfg.key) if is_full else None  # what the store holds, with ETags
     stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress,
-                                busy=lambda: not fetched.is_set())
-    deleted = store.delete_missing(cfg.key, stats.seen_ids, manifest, generation) if is_full else []
+                                busy=lambda: not fetched.is_set(), present=objects)
+    listing = knack.last_listing if knack is not None else None
+    problems = listing.problems() if listing is not None else ["the listing was not reported"]
+    where = f"{store.app}/{cfg.key}"
+    if problems:
+        log.warning("%s: Knack's listing was not whole (%s): it deletes nothing by itself, and the Knack "
+                    "cursor stays where it was, so the next run reads this window again", where, "; ".join(problems))
+
+    deleted: list[str] = []
+    held_back: str | None = None
+    lookups = 0
+    if is_full and objects is not None:
+        candidates = ids_to_delete(store.stored_ids(objects, manifest), stats.seen_ids)
+        population = len(store.stored_ids(objects, manifest) | stats.seen_ids)
+        held_back = guard.refusal(len(candidates), population, f"{where} in the store")
+        if held_back:
+            log.warning("%s", held_back)
+        elif candidates and knack is None:
+            held_back = f"{where}: {len(candidates)} records missing from the listing could not be checked with Knack"
+        elif candidates and knack is not None:
+            answer = confirm_gone(knack, cfg, candidates, stats.seen_ids)
+            if answer is None:
+                held_back = (f"{where}: {len(candidates)} records are missing from the listing, but Knack did not "
+                             "find a record it had just listed either; nothing was deleted")
+                log.warning("%s", held_back)
+            else:
+                gone, alive, lookups = answer
+                if alive:  # live records the listing skipped: stored (or refreshed) from their own answers
+                    log.info("%s: %d records missing from the listing are still in Knack: kept (%s)", where,
+                             len(alive), ", ".join(str(r.get("id")) for r in alive[:10]))
+                    more = store.write_records(cfg.key, [alive], manifest, generation, modified_of)
+                    stats.written += more.written
+                deleted = store.delete_records(cfg.key, gone, manifest, generation)
+
     if stats.written or deleted:
         manifest.generation = generation
+    if stats.written or deleted or stats.repaired or pruned:
         store.save_manifest(cfg.key, manifest)
 
     new_cursor = None
-    if may_advance:
-        new_cursor = (started - SAFETY_LAG).replace(second=0, microsecond=0).isoformat()
+    if may_advance and not problems and listing is not None:
+        base = listing.knack_time
+        if base is None:
+            base = started
+            log.warning("%s: Knack sent no Date header: the cursor follows this worker's clock", where)
+        new_cursor = (base - cursor_lag).replace(second=0, microsecond=0).isoformat()
         store.write_cursor(cfg.key, "knack", {"instant": new_cursor, "generation": manifest.generation})
+    if is_full and not problems and held_back is None and listing is not None:
+        store.mark_complete_listing(cfg.key, {"complete": True, "generation": manifest.generation,
+                                                "records": len(manifest.records), "at": new_cursor})
     if deleted:
-        log.info("%s/%s: deleted %d records no longer in Knack: %s", store.app, cfg.key, len(deleted),
+        log.info("%s: deleted %d records Knack confirmed gone: %s", where, len(deleted),
                  ", ".join(deleted[:20]) + (" ..." if len(deleted) > 20 else ""))
+    if stats.repaired:
+        log.warning("%s: %d objects were missing from the store or not what was written: written again",
+                    where, stats.repaired)
     return OffloadResult(
         container=cfg.key, mode="full" if is_full else "incremental",
         since=fetch_from.isoformat() if fetch_from else None, cursor=new_cursor,
         fetched=stats.fetched, written=stats.written, unchanged=stats.unchanged, deleted=len(deleted),
         generation=manifest.generation, unknown_fields=sorted(unknown),
-        seconds=round(time.monotonic() - clock, 3),
+        seconds=round(time.monotonic() - clock, 3), listing_consistent=not problems,
+        listing_problems=problems, lookups=lookups, repaired=stats.repaired, held_back=held_back,
     )

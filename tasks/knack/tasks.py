@@ -19,7 +19,7 @@ from prefect.logging import get_run_logger
 
 from tasks.clock import utc_now
 from tasks.credentials import knack_credentials
-from tasks.domain.config import AppConfig, ContainerConfig, Settings
+from tasks.domain.config import AppConfig, ContainerConfig, Settings, delete_guard
 from tasks.domain.formatting import container_schema, renamed_fields
 from tasks.domain.knack import unreadable_modified
 from tasks.domain.plan import check_container
@@ -97,8 +97,8 @@ def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[
 
 @task(name="records-to-store", cache_policy=NO_CACHE)
 def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
-                     metadata: dict[str, Any], since: datetime | None = None, full: bool = False
-                     ) -> OffloadResult:
+                     metadata: dict[str, Any], since: datetime | None = None, full: bool = False,
+                     allow_mass_delete: bool = False) -> OffloadResult:
     """Fetch the container's records modified since the Knack cursor and store what changed."""
     log = get_run_logger()
     client = knack_client(app, env)
@@ -110,7 +110,8 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
     def pages(fetch_from: datetime | None) -> Any:
         for page in client.iter_records(cfg.key, scene_id=cfg.scene_id, since=fetch_from,
-                                        modified_field=cfg.modified_date_field_id, tz=tz):
+                                        modified_field=cfg.modified_date_field_id, tz=tz,
+                                        rows_per_page=settings.knack_rows_per_page):
             for record in page:
                 if (why := unreadable_modified(record, cfg.modified_date_field_id)) is not None:
                     undated[str(record.get("id"))[:40]] = why
@@ -119,7 +120,10 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
     with open_store(env, app.name, settings) as store, \
             store.lock(cfg.key, run_name(), "knack", timedelta(seconds=settings.lock_ttl_seconds)):
         result = offload_container(store, pages, cfg, metadata, since=since, full=full,
-                                   started=started, log=log, on_progress=progress.update)
+                                   started=started, log=log, on_progress=progress.update, knack=client,
+                                   guard=delete_guard(settings, allow_mass_delete),
+                                   cursor_lag=timedelta(seconds=settings.knack_cursor_lag_seconds),
+                                   destinations=cfg.destinations())
     progress.finish()
     result = replace(result, knack_requests=client.stats.requests, quota_remaining=client.stats.quota_remaining,
                      store=store.storage.description)
@@ -139,7 +143,7 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
 
 def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
-            since: datetime | None, full: bool) -> OffloadResult:
+            since: datetime | None, full: bool, allow_mass_delete: bool = False) -> OffloadResult:
     """Metadata (cached), records → store, then the metadata → store; on schema drift the metadata is
     fetched again before it is stored, so publishers never format records with stale fields.
 
@@ -148,7 +152,7 @@ def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
     """
     metadata = fetch_metadata(app, env)
     check_container(metadata, app.name, cfg)
-    stored = records_to_store(app, cfg, env, settings, metadata, since, full)
+    stored = records_to_store(app, cfg, env, settings, metadata, since, full, allow_mass_delete)
     if stored.unknown_fields:
         metadata = fetch_metadata.with_options(refresh_cache=True)(app, env)
     store_metadata(app, env, settings, metadata)

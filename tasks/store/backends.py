@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tasks.domain.errors import StoreError
+from tasks.domain.layout import body_etag
 
 JSON = "application/json"
 
@@ -23,10 +24,11 @@ class Storage(Protocol):
     description: str
 
     def check(self) -> None: ...
-    def put(self, key: str, body: bytes, content_type: str = JSON) -> None: ...
+    def put(self, key: str, body: bytes, content_type: str = JSON) -> str | None: ...  # the new ETag
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
     def list_keys(self, prefix: str) -> Iterator[str]: ...
+    def list_etags(self, prefix: str) -> dict[str, str]: ...  # key -> ETag of every object under prefix
     def create_if_absent(self, key: str, body: bytes) -> bool: ...
 
 
@@ -59,13 +61,14 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StoreError(f"cannot reach the S3 endpoint for {self.description}: {exc}") from None
 
-    def put(self, key: str, body: bytes, content_type: str = JSON) -> None:
+    def put(self, key: str, body: bytes, content_type: str = JSON) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+            reply = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("PUT", key, exc) from None
+        return str(reply.get("ETag") or "").strip('"') or None
 
     def get(self, key: str) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -94,6 +97,16 @@ class S3Storage:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("LIST", prefix, exc) from None
+
+    def list_etags(self, prefix: str) -> dict[str, str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return {item["Key"]: str(item.get("ETag") or "").strip('"')
+                    for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                    for item in page.get("Contents", [])}
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("LIST", prefix, exc) from None
 
@@ -132,7 +145,7 @@ class LocalStorage:
         except OSError as exc:
             raise StoreError(f"cannot create {self.description}: {exc.strerror}") from None
 
-    def put(self, key: str, body: bytes, content_type: str = JSON) -> None:
+    def put(self, key: str, body: bytes, content_type: str = JSON) -> str | None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -143,6 +156,7 @@ class LocalStorage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return body_etag(body)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -160,6 +174,10 @@ class LocalStorage:
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 yield path.relative_to(self.root).as_posix()
+
+    def list_etags(self, prefix: str) -> dict[str, str]:
+        """Like S3's listing: each object's ETag, the MD5 of its bytes (every file is read)."""
+        return {key: body_etag(body) for key in self.list_keys(prefix) if (body := self.get(key)) is not None}
 
     def create_if_absent(self, key: str, body: bytes) -> bool:
         path = self._path(key)

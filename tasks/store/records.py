@@ -27,14 +27,14 @@ from tasks.domain.layout import (
     serialize_record,
     state_key,
 )
-from tasks.domain.plan import ids_to_delete
 from tasks.store.backends import Storage
 from tasks.store.locks import hold_lock
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 
-_Put = tuple[str, bytes, str, str, str | None]  # key, body, record id, content hash, modified
-_PutResult = tuple[list[tuple[str, str, str | None]], StoreError | None]  # written, first failure
+_Put = tuple[str, bytes, str, str, str | None, int]  # key, body, record id, content hash, modified, generation
+_Written = tuple[str, str, str | None, int, str | None]  # record id, content hash, modified, generation, ETag
+_PutResult = tuple[list[_Written], StoreError | None]  # written, first failure
 
 
 @dataclass
@@ -44,6 +44,7 @@ class WriteStats:
     fetched: int = 0
     written: int = 0
     unchanged: int = 0
+    repaired: int = 0   # unchanged records whose object was missing or damaged, written again
     seen_ids: set[str] = field(default_factory=set, repr=False)
 
 
@@ -103,6 +104,15 @@ class RecordStore:
     def write_cursor(self, container: str, name: str, value: Mapping[str, Any]) -> None:
         self.storage.put(self._state(container, f"cursor-{name}"), serialize_record(value))
 
+    def read_complete_listing(self, container: str) -> dict[str, Any] | None:
+        """The mark a full offload leaves when Knack's listing was whole and every delete was confirmed:
+        only then may a destination delete rows the store lacks. None before the first such run."""
+        body = self.storage.get(self._state(container, "listing"))
+        return json.loads(body) if body else None
+
+    def mark_complete_listing(self, container: str, value: Mapping[str, Any]) -> None:
+        self.storage.put(self._state(container, "listing"), serialize_record(value))
+
     # -- lock -----------------------------------------------------------------------------------
     def lock(self, container: str, owner: str, name: str = "knack",
              ttl: timedelta = timedelta(minutes=10)) -> AbstractContextManager[None]:
@@ -114,8 +124,13 @@ class RecordStore:
     def write_records(self, container: str, pages: Iterable[list[dict[str, Any]]], manifest: Manifest,
                       generation: int, modified_of: Callable[[dict[str, Any]], str | None],
                       on_page: Callable[[WriteStats], None] | None = None,
-                      busy: Callable[[], bool] | None = None) -> WriteStats:
+                      busy: Callable[[], bool] | None = None,
+                      present: Mapping[str, str] | None = None) -> WriteStats:
         """Write each new or changed record (concurrent PUTs); unchanged bytes are skipped.
+
+        With ``present`` (key → ETag of every object under the container, from a listing), an unchanged
+        record whose object is missing or is not what the manifest wrote is written again (a repair:
+        its generation stays, so destinations do not republish it).
 
         A page's writes go to the pool in small groups (a task per group, not per record: per-record
         futures cost as much CPU as serializing). While ``busy()`` is true (the Knack fetch is still
@@ -134,9 +149,12 @@ class RecordStore:
             for fut in done:
                 pending.discard(fut)
                 written, error = fut.result()
-                for rid, digest, modified in written:
-                    manifest.mark_written(rid, digest, modified, generation)
-                stats.written += len(written)
+                for rid, digest, modified, gen, etag in written:
+                    manifest.mark_written(rid, digest, modified, gen, etag)
+                    if gen == generation:
+                        stats.written += 1
+                    else:
+                        stats.repaired += 1
                 failure = failure or error
             if failure is not None:
                 raise failure
@@ -154,9 +172,12 @@ class RecordStore:
                     body = serialize_record(record)
                     digest = content_hash(body)
                     if manifest.is_unchanged(rid, digest):
+                        if present is not None and manifest.needs_repair(rid, body, present.get(key)):
+                            todo.append((key, body, rid, digest, modified_of(record), manifest.records[rid][2]))
+                            continue
                         stats.unchanged += 1
                         continue
-                    todo.append((key, body, rid, digest, modified_of(record)))
+                    todo.append((key, body, rid, digest, modified_of(record), generation))
                 size = max(1, min(PUTS_PER_TASK, -(-len(todo) // self.workers)))
                 for group in chunked(todo, size):
                     pending.add(self._pool.submit(self._put_group, group))
@@ -172,25 +193,27 @@ class RecordStore:
 
     def _put_group(self, group: list[_Put]) -> _PutResult:
         """PUT each document of ``group`` in turn; stop at the first failure and report it."""
-        written: list[tuple[str, str, str | None]] = []
-        for key, body, rid, digest, modified in group:
+        written: list[_Written] = []
+        for key, body, rid, digest, modified, gen in group:
             try:
-                self.storage.put(key, body)
+                etag = self.storage.put(key, body)
             except StoreError as exc:
                 return written, exc
-            written.append((rid, digest, modified))
+            written.append((rid, digest, modified, gen, etag))
         return written, None
 
-    def stored_ids(self, container: str, manifest: Manifest) -> set[str]:
-        """Every record id under the container prefix (a listing) plus those the manifest knows."""
-        listed = {rid for key in self.storage.list_keys(container_prefix(self.env, self.app, container))
-                  if (rid := record_id_from_key(key))}
-        return listed | set(manifest.records)
+    def list_objects(self, container: str) -> dict[str, str]:
+        """Key → ETag of every object under the container prefix (one listing)."""
+        return self.storage.list_etags(container_prefix(self.env, self.app, container))
 
-    def delete_missing(self, container: str, seen_ids: set[str], manifest: Manifest,
-                       generation: int) -> list[str]:
-        """After a full fetch, delete the objects Knack no longer has and record the deletes."""
-        doomed = ids_to_delete(self.stored_ids(container, manifest), seen_ids)
+    @staticmethod
+    def stored_ids(objects: Mapping[str, str], manifest: Manifest) -> set[str]:
+        """Every record id in a listing of the container (``list_objects``) plus those the manifest knows."""
+        return {rid for key in objects if (rid := record_id_from_key(key))} | set(manifest.records)
+
+    def delete_records(self, container: str, ids: Iterable[str], manifest: Manifest, generation: int) -> list[str]:
+        """Delete these records' objects (Knack has confirmed them gone) and record the deletes."""
+        doomed = sorted(ids)
         futures = {self._pool.submit(self.storage.delete, record_key(self.env, self.app, container, rid)): rid
                    for rid in doomed}
         for fut, rid in futures.items():
@@ -207,8 +230,13 @@ class RecordStore:
         store and the destination are busy at the same time; at most two batches are held.
         """
         def get(rids: list[str]) -> list[dict[str, Any]]:
-            bodies = (self.storage.get(record_key(self.env, self.app, container, rid)) for rid in rids)
-            return [json.loads(body) for body in bodies if body]
+            bodies = [(rid, self.storage.get(record_key(self.env, self.app, container, rid))) for rid in rids]
+            missing = [rid for rid, body in bodies if not body]
+            if missing:
+                raise StoreError(f"{self.app}/{container}: {len(missing)} records the manifest lists are missing "
+                                 f"from the store: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; "
+                                 "a full refresh (--full) writes them again from Knack")
+            return [json.loads(body) for _, body in bodies if body]
 
         def submit(chunk: list[str]) -> list[Future[list[dict[str, Any]]]]:
             # a few tasks per worker, not one per id: thousands of futures cost more than the GETs' CPU

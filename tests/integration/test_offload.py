@@ -38,11 +38,11 @@ class FailingStorage(CountingStorage):
         super().__init__(inner)
         self.fail_on = fail_on
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
         if self.fail_on and self.fail_on in key:
             self.fail_on = ""
             raise StoreError(f"injected failure writing {key}")
-        super().put(key, body, content_type)
+        return super().put(key, body, content_type)
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -64,7 +64,7 @@ def offload(storage: Any, emu: KnackEmulator, *, full: bool = False) -> Any:
 
     with RecordStore(storage, "dev", "demo", workers=4) as store:
         return offload_container(store, pages, CFG, metadata, since=None, full=full,
-                                 started=utc_now(), log=LOG)
+                                 started=utc_now(), log=LOG, knack=client)
 
 
 def stored(storage: Any) -> dict[str, bytes]:

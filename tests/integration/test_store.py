@@ -12,7 +12,7 @@ import pytest
 
 from tasks.domain.errors import RecordError, StoreError
 from tasks.domain.layout import Manifest, content_hash, serialize_record
-from tasks.domain.plan import new_generation
+from tasks.domain.plan import ids_to_delete, new_generation
 from tasks.store.backends import LocalStorage, S3Storage
 from tasks.store.records import RecordStore
 from tests.fixtures import KNACKPY_TEST_APP
@@ -118,7 +118,8 @@ def test_full_refresh_deletes_exactly_what_knack_lost(storage: CountingStorage,
     manifest = store.load_manifest("object_3")
     generation = new_generation(manifest)
     stats = store.write_records("object_3", [remaining], manifest, generation, lambda r: None)
-    deleted = store.delete_missing("object_3", stats.seen_ids, manifest, generation)
+    candidates = ids_to_delete(store.stored_ids(store.list_objects("object_3"), manifest), stats.seen_ids)
+    deleted = store.delete_records("object_3", candidates, manifest, generation)
     assert sorted(deleted) == sorted(r["id"] for r in records[:4])
     assert sorted(record_keys(storage)) == sorted(f"dev/demo/object_3/{r['id']}.json" for r in remaining)
     assert sorted(manifest.deleted_since(1)) == sorted(deleted)
@@ -164,3 +165,25 @@ def test_unreachable_endpoint_and_missing_bucket_are_clear(moto_server: Any) -> 
         S3Storage(dead, "atd-knack-services").check()
     with pytest.raises(StoreError, match="bucket 'no-such-bucket' does not exist"):
         S3Storage(moto_server.client(), "no-such-bucket").check()
+
+
+def test_a_listing_with_etags_repairs_missing_and_damaged_objects(storage: CountingStorage,
+                                                                  record_store: OpenStore) -> None:
+    records = real_records()
+    store = record_store(storage, "dev", "demo", workers=4)
+    manifest = Manifest()
+    write(store, manifest, records)
+    manifest = store.load_manifest("object_3")
+    assert set(manifest.etags) == {r["id"] for r in records}  # each write recorded its object's ETag
+    gone, damaged = records[0]["id"], records[1]["id"]
+    storage.delete(f"dev/demo/object_3/{gone}.json")
+    storage.inner.put(f"dev/demo/object_3/{damaged}.json", b'{"id":"damaged"}')
+    generation = new_generation(manifest)
+    before = dict(manifest.records)
+    storage.puts.clear()
+    stats = store.write_records("object_3", [records], manifest, generation, lambda r: None,
+                                present=store.list_objects("object_3"))
+    assert (stats.written, stats.repaired, stats.unchanged) == (0, 2, len(records) - 2)
+    assert sorted(storage.puts) == sorted(f"dev/demo/object_3/{rid}.json" for rid in (gone, damaged))
+    assert manifest.records == before  # a repair changes no generation: destinations have these already
+    assert json.loads(storage.get(f"dev/demo/object_3/{damaged}.json") or b"{}") == records[1]
