@@ -106,8 +106,9 @@ def checks(result: dict[str, Any], changed: int) -> dict[str, Any]:
             out["store_writes>=0.9_reference"] = {"value": store, "ok": store >= 0.9}
     for name, phase in phases.items():
         k = phase["knack"]
-        expected = k["pages_with_records"] + (1 if phase["metadata_cache"] == "cold" else 0)
-        out[f"{name}:knack_requests==pages(+1 cold metadata)"] = {
+        lookups = phase.get("delete_lookups", 0)
+        expected = k["pages_with_records"] + (1 if phase["metadata_cache"] == "cold" else 0) + lookups
+        out[f"{name}:knack_requests==pages(+1 cold metadata, +lookups confirming deletes)"] = {
             "value": [k["requests"], expected], "ok": k["requests"] == expected}
     inc = phases.get("incremental")
     if inc and result["params"].get("store_only"):

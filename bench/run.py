@@ -139,6 +139,7 @@ def measure(name: str, args: argparse.Namespace, work: Path, env: dict[str, str]
         "publish_seconds": {k: v.get("seconds") for k, v in report["published"].items()},
         "records_fetched": store["fetched"], "records_written": store["written"],
         "records_deleted": store["deleted"],
+        "delete_lookups": store.get("lookups", 0),  # single-record requests confirming deletes with Knack
         "records_per_second": round(store["fetched"] / flow, 1) if flow else None,
         "store_records_per_second": round(store["fetched"] / store["seconds"], 1) if store["seconds"] else None,
         "metadata_cache": cache,

@@ -35,6 +35,8 @@ def test_bench_run_counts(tmp_path: Path) -> None:
     assert inc["knack"]["requests"] == 1 and inc["metadata_cache"] == "warm"
     assert [inc["s3"]["record_puts"], inc["socrata"]["rows_sent"], inc["arcgis"]["features_sent"]] == [CHANGED] * 3
     assert rec["records_deleted"] == DELETED and rec["s3"]["record_puts"] == 0
+    assert rec["delete_lookups"] == DELETED + 1  # each deleted record, and one listed record as a control
+    assert rec["knack"]["requests"] == 2 + DELETED + 1
     assert rec["socrata"]["deleted_rows_sent"] == DELETED
     assert all(check["ok"] for name, check in result["checks"].items() if "store_writes" not in name), \
         result["checks"]
