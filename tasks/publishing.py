@@ -1,10 +1,5 @@
 """One publish driver for every destination: plan → read the changed records once → the destination.
 
-``publish`` opens the store, takes the destination's lock, plans the run (``tasks/domain/plan.py``),
-reads and formats the changed records in batches, and hands each to the destination's adapter
-(``tasks/socrata/task.py``, ``tasks/agol/task.py``), which shapes it, sends it and deletes strays.
-Records whose stored values cannot be read are left out and named at the end; the rest publishes.
-
 A destination's cursor is the last store generation it published completely. A run publishes the
 records written after it (all of them on a full refresh) and the deletes recorded after it, then
 moves the cursor to the generation it read. A failure anywhere leaves the cursor where it was, so
@@ -114,36 +109,26 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
 
 
 class Destination(Protocol):
-    """One destination as the driver sees it; ``tasks/socrata/task.py`` and ``tasks/agol/task.py`` hold
-    the two. Configuration mistakes are raised when it is made, before the store is opened."""
+    """A destination as ``publish`` sees it; making one raises any config mistake before the store opens."""
 
     role: str        # its lock and cursor name: "socrata" or "agol"
     batch_size: int  # records read (and sent) per batch
+    name: str        # in logs: "Socrata abcd-1234", "ArcGIS Signals" (known once open)
 
-    @property
-    def name(self) -> str:
-        """How logs name it ("Socrata abcd-1234", "ArcGIS Signals"); known once it is open."""
-
-    def open(self, ctx: PublishContext) -> None:
-        """Connect and check the dataset or layer; log the columns it cannot take."""
-
-    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
-        """One record shaped for the destination; None when the destination would refuse it (kept aside)."""
-
-    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
-        """Send every payload; counts, with ``upserted`` the number sent."""
-
-    def ids(self) -> set[str]:
-        """Every record id the destination holds (a full refresh deletes those the store lacks)."""
-
-    def delete(self, ids: list[str]) -> dict[str, int]:
-        """Delete these record ids (ids already gone are fine); the destination's own counts."""
-
-    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
-        """The error naming every record left out (unreadable here, or refused by it), if any."""
-
-    def outcome(self, result: PublishResult, cursor: int) -> str:
-        """The last log line's counts."""
+    # connect, check, log the columns it cannot take
+    def open(self, ctx: PublishContext) -> None: ...
+    # a record as a row or feature; None if refused there (kept aside, then named)
+    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None: ...
+    # send them all; counts, ``upserted`` being the number sent
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]: ...
+    # every record id it holds
+    def ids(self) -> set[str]: ...
+    # ids already gone are fine (a re-run repeats them)
+    def delete(self, ids: list[str]) -> dict[str, int]: ...
+    # the error naming every record left out (unreadable here, refused there), if any
+    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None: ...
+    # the counts of the run's last log line
+    def outcome(self, result: PublishResult, cursor: int) -> str: ...
 
 
 def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, log: Any

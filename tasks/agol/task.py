@@ -37,14 +37,11 @@ class AgolLayer:
         self.batch_size = settings.agol_chunk_size
         self.refused: list[tuple[str, AgolEditFailed]] = []  # records a value of which the layer cannot take
 
-    @property
-    def name(self) -> str:
-        return f"ArcGIS {self.target.name}"
-
     def open(self, ctx: PublishContext) -> None:
         self.ctx = ctx
         self.target: AgolTarget = open_target(agol_credentials(self.env), self.service_id, self.cfg.layer_id,
                                               self.cfg.agol_kind, match_field=self.match)
+        self.name = f"ArcGIS {self.target.name}"
         attributes = {k: v for k, v in ctx.names.items() if k not in self.cfg.location_fields}  # those are geometry
         dropped = dropped_fields(attributes, self.target.info.fields, self.match)
         if dropped:
