@@ -158,7 +158,7 @@ class Settings(BaseModel):
     socrata_chunk_size: int = Field(default=5000, ge=1, le=50000)
     agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
     store_workers: int = Field(default=16, ge=1, le=128)
-    lock_ttl_seconds: int = Field(default=600, ge=1)
+    lock_ttl_seconds: int = Field(default=60, ge=1)  # a lock dies after 4 missed heartbeats (ttl/4 apart)
 
 
 class Config(BaseModel):
