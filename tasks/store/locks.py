@@ -23,6 +23,7 @@ that lost its lock stops there, and the state writes are themselves conditional 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -40,6 +41,7 @@ FINAL_STATES = frozenset({"CRASHED", "FAILED", "CANCELLED", "COMPLETED"})
 _RUN_ID = re.compile(r"\(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)$")
 
 HolderEnded = Callable[[dict[str, Any]], bool]
+log = logging.getLogger(__name__)
 
 
 class Held:
@@ -144,9 +146,11 @@ def acquire(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: str
         if current is None or seen is None:
             continue  # released in between
         doc = _parse(current)
-        if _expired(doc, now) or ended(doc, seen):
+        why = "it expired" if _expired(doc, now) else "its flow run ended" if ended(doc, seen) else None
+        if why is not None:
             etag = storage.put_if(key, body, if_match=seen)  # fenced: only one taker wins
             if etag is not None:
+                log.warning("%s: took over the lock of run %s (%s)", what, doc.get("owner"), why)
                 return Held(storage, key, owner, ttl, what, etag, now + ttl, acquired)
             watched = None
             continue  # another run took it over first: look again
