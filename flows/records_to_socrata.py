@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.logging import get_run_logger
 
 from flows._cli import parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishResult
 from tasks.socrata.task import publish_socrata
+from tasks.store.open import log_store_choice
 
 
 @flow(name="records-to-socrata", flow_run_name="records-to-socrata-{app}-{container}-{env}")
@@ -18,6 +20,7 @@ def records_to_socrata(app: str, container: str, env: str = "dev", date: str | N
                        config_path: str | None = None) -> PublishResult:
     """Records changed in the store since the Socrata cursor (all with ``full``) → the dataset."""
     config, _, cfg = load_container(app, container, env, config_path)
+    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     return publish_socrata(app, cfg, env, config.settings, full, parse_since(date) if date else None)
 
 

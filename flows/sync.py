@@ -22,6 +22,7 @@ from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
 from tasks.report import publish_report
+from tasks.store.open import log_store_choice
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}
 
@@ -48,6 +49,7 @@ def sync(app: str, container: str, env: str = "dev", since: str | None = None, f
     """Knack → store → Socrata and ArcGIS, each destination on its own cursor."""
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
+    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     targets = pick_destinations(cfg, destinations)
 
     # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten

@@ -160,6 +160,12 @@ class Settings(BaseModel):
     store_workers: int = Field(default=16, ge=1, le=128)
     lock_ttl_seconds: int = Field(default=60, ge=1)  # a lock dies after 4 missed heartbeats (ttl/4 apart)
 
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.store == "s3" and not self.bucket:
+            raise ValueError("store: s3 needs a bucket")
+        return self
+
 
 class Config(BaseModel):
     """The whole validated file."""
