@@ -7,7 +7,7 @@ import sys
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows._cli import parser, run
+from flows._cli import LIMITS, parser, run
 from tasks.agol.task import publish_agol
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
@@ -15,7 +15,8 @@ from tasks.domain.results import PublishResult
 from tasks.store.open import log_store_choice
 
 
-@flow(name="records-to-agol", flow_run_name="records-to-agol-{app}-{container}-{env}")
+@flow(name="records-to-agol", timeout_seconds=LIMITS["records-to-agol"],
+      flow_run_name="records-to-agol-{app}-{container}-{env}")
 def records_to_agol(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
                        config_path: str | None = None) -> PublishResult:
     """Records changed in the store since the ArcGIS cursor (all with ``full``) → the layer or table."""

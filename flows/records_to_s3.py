@@ -7,7 +7,7 @@ import sys
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows._cli import parser, run
+from flows._cli import LIMITS, parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
 from tasks.domain.results import OffloadResult
@@ -15,7 +15,8 @@ from tasks.knack.tasks import offload
 from tasks.store.open import log_store_choice
 
 
-@flow(name="records-to-s3", flow_run_name="records-to-s3-{app}-{container}-{env}")
+@flow(name="records-to-s3", timeout_seconds=LIMITS["records-to-s3"],
+      flow_run_name="records-to-s3-{app}-{container}-{env}")
 def records_to_s3(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
                   config_path: str | None = None) -> OffloadResult:
     """Knack records modified since the Knack cursor (or ``date``; everything with ``full``) → store."""

@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows._cli import parser, run
+from flows._cli import LIMITS, parser, run
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from tasks.domain.config import ContainerConfig, load_container
@@ -43,7 +43,8 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[str] | None) -> list[st
     return [d for d in configured if d in wanted]
 
 
-@flow(name="sync", flow_run_name="sync-{app}-{container}-{env}")
+@flow(name="sync", timeout_seconds=LIMITS["sync"],
+      flow_run_name="sync-{app}-{container}-{env}")
 def sync(app: str, container: str, env: str = "dev", since: str | None = None, full: bool = False,
          destinations: list[str] | None = None, config_path: str | None = None) -> dict[str, Any]:
     """Knack → store → Socrata and ArcGIS, each destination on its own cursor."""
