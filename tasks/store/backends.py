@@ -149,7 +149,10 @@ class S3Storage:
             return str(reply["ETag"])
         except ClientError as exc:
             if condition and exc.response.get("Error", {}).get("Code") in _REFUSED:
-                return None
+                # boto3 retries a PUT whose reply was lost (a 5xx, a timeout): the retry is refused by our own
+                # write. Our bytes in place mean it landed.
+                current, etag = self.get_versioned(key)
+                return etag if current == body else None
             raise self._fail("PUT", key, exc) from None
         except BotoCoreError as exc:
             raise self._fail("PUT", key, exc) from None
