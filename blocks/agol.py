@@ -26,9 +26,11 @@ class ArcGISCredentials(Block):
     ca_bundle: str | None = Field(default=None,
                                   description="Path of a CA bundle to trust (a private CA or a test emulator).")
 
-    def get_gis(self) -> Any:
-        """Sign in and return an ``arcgis.gis.GIS``; TLS is always verified."""
+    def get_gis(self, timeout: float = 600) -> Any:
+        """Sign in and return an ``arcgis.gis.GIS``; TLS is always verified. ``timeout`` bounds each
+        request in seconds (the ``arcgis`` default is 600)."""
         from arcgis.gis import GIS
 
         kwargs: dict[str, Any] = {"ca_bundles": self.ca_bundle} if self.ca_bundle else {}
-        return GIS(self.url, username=self.username, password=self.password.get_secret_value(), **kwargs)
+        return GIS(self.url, username=self.username, password=self.password.get_secret_value(),
+                   timeout=timeout, **kwargs)

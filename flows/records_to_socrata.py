@@ -5,19 +5,23 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.logging import get_run_logger
 
-from flows._cli import parser, run
+from flows._cli import LIMITS, parser, run
 from tasks.domain.config import load_container
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishResult
 from tasks.socrata.task import publish_socrata
+from tasks.store.open import log_store_choice
 
 
-@flow(name="records-to-socrata", flow_run_name="records-to-socrata-{app}-{container}-{env}")
+@flow(name="records-to-socrata", timeout_seconds=LIMITS["records-to-socrata"],
+      flow_run_name="records-to-socrata-{app}-{container}-{env}")
 def records_to_socrata(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
                        config_path: str | None = None, allow_mass_delete: bool = False) -> PublishResult:
     """Records changed in the store since the Socrata cursor (all with ``full``) → the dataset."""
     config, _, cfg = load_container(app, container, env, config_path)
+    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     return publish_socrata(app, cfg, env, config.settings, full, parse_since(date) if date else None,
                            allow_mass_delete)
 

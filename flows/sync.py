@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows._cli import parser, run
+from flows._cli import LIMITS, parser, run
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from tasks.domain.config import ContainerConfig, load_container
@@ -22,6 +22,7 @@ from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
 from tasks.report import publish_report
+from tasks.store.open import log_store_choice
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}
 
@@ -42,13 +43,15 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[str] | None) -> list[st
     return [d for d in configured if d in wanted]
 
 
-@flow(name="sync", flow_run_name="sync-{app}-{container}-{env}")
+@flow(name="sync", timeout_seconds=LIMITS["sync"],
+      flow_run_name="sync-{app}-{container}-{env}")
 def sync(app: str, container: str, env: str = "dev", since: str | None = None, full: bool = False,
          destinations: list[str] | None = None, config_path: str | None = None,
          allow_mass_delete: bool = False) -> dict[str, Any]:
     """Knack → store → Socrata and ArcGIS, each destination on its own cursor."""
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
+    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     targets = pick_destinations(cfg, destinations)
 
     # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten

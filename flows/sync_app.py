@@ -19,7 +19,7 @@ from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._cli import run
+from flows._cli import LIMITS, run
 from flows.sync import sync
 from tasks.domain.config import ENVS, check_env, load_config
 from tasks.domain.errors import KnackServicesError
@@ -46,7 +46,8 @@ def run_container_deployment(app: str, container: str, env: str, full: bool) -> 
     return flow_run.state.type.value if flow_run.state else "UNKNOWN"
 
 
-@flow(name="sync-app", task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="sync-app", timeout_seconds=LIMITS["sync-app"],
+      task_runner=ThreadPoolTaskRunner(max_workers=4))
 def sync_app(app: str | None = None, env: str = "dev", full: bool = False, via_deployments: bool = False,
              config_path: str | None = None) -> dict[str, str]:
     """Every configured container of ``app`` (every app when None); fails if any container failed."""

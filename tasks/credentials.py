@@ -126,11 +126,48 @@ def _env_client(max_pool_connections: int) -> Any:
                                           config=config)
 
 
-def s3_location(env: str, bucket: str | None, store: str) -> S3Location | None:
-    """The S3 store for ``env``, or None for the local folder store.
+@dataclass(frozen=True)
+class StoreChoice:
+    """Which store a run uses and why (said in its first log line and its artifact; never a secret)."""
 
-    Order: the prefect-aws ``S3Bucket`` block ``s3-<env>``; then, when the config names a bucket and
-    ``store`` is ``s3`` (or ``auto`` with AWS settings in the environment), boto3's own credential chain.
+    location: S3Location | None  # None: the local folder store
+    reason: str
+    warning: str | None = None   # said at every run (prod on a local folder)
+
+
+_FOUND: dict[tuple[tuple[str, str], ...], str | None] = {}
+
+
+def boto3_credential_source() -> str | None:
+    """How boto3's default chain finds credentials, looked up once per process and environment (the chain
+    may ask the instance metadata service); see ``_find_credentials``."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_") or k == "HOME"))
+    if key not in _FOUND:
+        _FOUND[key] = _find_credentials()
+    return _FOUND[key]
+
+
+def _find_credentials() -> str | None:
+    """How boto3's default credential chain finds credentials (``env``, ``shared-credentials-file``,
+    ``iam-role``, ``container-role``, ``sso``, ...), or None when it finds none. Only the method is
+    returned, never the credentials."""
+    import boto3
+
+    try:
+        found = boto3.session.Session().get_credentials()
+    except Exception:  # noqa: BLE001 - a broken profile is "none found"; boto3 says why when it is used
+        return None
+    return (getattr(found, "method", None) or "found") if found is not None else None
+
+
+def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
+    """The store for ``env`` and why.
+
+    Order: the prefect-aws ``S3Bucket`` block ``s3-<env>``; ``store: local`` (a warning in prod); with
+    ``store: s3``, or ``auto`` when boto3's default chain finds credentials (environment, shared files,
+    SSO, instance profile, ECS task role, IRSA), the config's bucket through that chain. ``auto`` with
+    nothing found is the local folder in dev and an error in prod: prod never falls back to a folder
+    that dies with its container.
     """
     from prefect_aws import S3Bucket
 
@@ -148,9 +185,36 @@ def s3_location(env: str, bucket: str | None, store: str) -> S3Location | None:
 
         params = block.credentials.aws_client_parameters
         endpoint = getattr(params, "endpoint_url", None) if params else None
-        return S3Location(block.bucket_name, block_client, f"block s3-{env}", str(endpoint) if endpoint else None)
-    if store == "local" or not bucket:
-        return None
-    if store == "s3" or any(os.environ.get(v) for v in (*AWS_ENV, "AWS_PROFILE")):
-        return S3Location(bucket, _env_client, "environment", os.environ.get("AWS_ENDPOINT_URL") or None)
-    return None
+        location = S3Location(block.bucket_name, block_client, f"block s3-{env}", str(endpoint) if endpoint else None)
+        return StoreChoice(location, f"the block s3-{env} exists")
+    if store == "local":
+        warning = (f"env {env} writes to a local folder (store: local in the config): nothing reaches S3, and "
+                   "a container's folder dies with it") if env == "prod" else None
+        return StoreChoice(None, "store: local in the config", warning)
+    if not bucket:
+        if store == "s3":
+            raise CredentialsError("store: s3 needs a bucket: set 'bucket' in the config or save the block "
+                                   f"s3-{env}")
+        return _local_or_refuse(env, "store: auto and no bucket in the config")
+    method = boto3_credential_source()
+    location = S3Location(bucket, _env_client, "environment", os.environ.get("AWS_ENDPOINT_URL") or None)
+    if method is not None:
+        return StoreChoice(location, f"store: {store} and boto3's credential chain found credentials ({method})")
+    if store == "s3":
+        raise CredentialsError(f"store: s3, but boto3's credential chain finds no AWS credentials for bucket "
+                               f"{bucket!r} (environment, shared credential/config files, SSO, instance or "
+                               f"task role): configure one, or save the block s3-{env}")
+    return _local_or_refuse(env, "store: auto and boto3's credential chain found no AWS credentials")
+
+
+def _local_or_refuse(env: str, why: str) -> StoreChoice:
+    if env == "prod":
+        raise CredentialsError(f"env prod: {why}, and prod never falls back to a local folder: save the block "
+                               "s3-prod, give the worker AWS credentials, or set store: local in the config "
+                               "to mean it")
+    return StoreChoice(None, why)
+
+
+def s3_location(env: str, bucket: str | None, store: str) -> S3Location | None:
+    """The S3 store for ``env``, or None for the local folder store (see ``choose_store``)."""
+    return choose_store(env, bucket, store).location

@@ -44,7 +44,10 @@ def is_transient_status(status: int) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Timeouts, dropped connections, 429 and 5xx: worth another try. A 4xx mistake never is."""
+    """Timeouts, dropped connections, 429 and 5xx: worth another try. A 4xx mistake never is, nor a
+    run's own time limit running out (Prefect's ``FlowRunTimeoutError`` is a ``TimeoutError``)."""
+    if any(cls.__name__ == "FlowRunTimeoutError" for cls in type(exc).__mro__):
+        return False
     if isinstance(exc, requests.Timeout | requests.ConnectionError | TimeoutError | ConnectionError):
         return True
     status = status_of(exc)

@@ -54,7 +54,8 @@ class Faults:
     latency_ms: int = 0
     fail_edits_after: int | None = None
     fail_edits_count: int = 0
-    fail_edits_mode: str = "reject"  # "reject": nothing applied; "apply": applied, reply lost
+    fail_edits_mode: str = "reject"  # "reject": nothing applied; "apply": applied, reply lost;
+    # "apply-5xx": applied, then answered with a real HTTP ``error_status`` (a gateway failing after the work)
     rollback_envelope: bool = False
     seed: int | None = None
 
@@ -160,8 +161,8 @@ class ArcGISEmulator:
                    rollback_envelope: bool = False, seed: int | None = None,
                    fail_edits_mode: str = "reject") -> None:
         """Replace every fault knob (omitted ones go back to their defaults) and restart the edit count."""
-        if fail_edits_mode not in ("reject", "apply"):
-            raise ValueError("fail_edits_mode must be 'reject' or 'apply'")
+        if fail_edits_mode not in ("reject", "apply", "apply-5xx"):
+            raise ValueError("fail_edits_mode must be 'reject', 'apply' or 'apply-5xx'")
         with self._lock:
             self.faults = Faults(timeout_rate, error_rate, error_status, latency_ms, fail_edits_after,
                                  fail_edits_count, fail_edits_mode, rollback_envelope, seed)
@@ -251,8 +252,11 @@ class ArcGISEmulator:
             return denied
         operation = rest[-1] if rest else ""
         if operation in service.EDIT_OPERATIONS and self._scripted_edit_failure():
-            if faults.fail_edits_mode == "apply":
+            if faults.fail_edits_mode in ("apply", "apply-5xx"):
                 service.handle(self, item, rest, request, admin)
+            if faults.fail_edits_mode == "apply-5xx":
+                return text_response(f"<html><body>{faults.error_status} Bad Gateway</body></html>",
+                                     status=faults.error_status)
             return error_envelope(504, "Your request has timed out.")
         return service.handle(self, item, rest, request, admin)
 

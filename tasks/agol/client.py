@@ -34,8 +34,12 @@ T = TypeVar("T")
 ATTEMPTS = 5
 BACKOFF_SECONDS = 2.0
 LOOKUP_BATCH = 500  # record ids per lookup query
+REQUEST_TIMEOUT = 60  # seconds per request (``arcgis`` waits 600 by default)
 _CODE = re.compile(r"Error Code: (\d+)|['\"]code['\"]: (\d+)")
 _TRANSIENT_CODES = frozenset({500, 502, 503, 504})
+# a gateway's own 5xx page, passed up by ``arcgis`` as the exception text (the session no longer retries it)
+_HTTP_5XX = re.compile(r"\b50[0234]\s+(Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)",
+                       re.IGNORECASE)
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]+", re.IGNORECASE)
 
 
@@ -59,7 +63,9 @@ def is_transient_agol(exc: BaseException) -> bool:
         return False
     if is_transient(exc) or isinstance(exc, requests.RequestException):
         return True  # includes the client's own exhausted 5xx retries (RetryError)
-    return "your request has timed out" in str(exc).lower() or error_code(exc) in _TRANSIENT_CODES
+    text = str(exc)
+    return ("your request has timed out" in text.lower() or error_code(exc) in _TRANSIENT_CODES
+            or _HTTP_5XX.search(text) is not None)
 
 
 class AgolTarget:
@@ -128,7 +134,7 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
     def connect() -> Any:
         from arcgis.features import FeatureLayer, Table
 
-        gis = creds.get_gis()
+        gis = configure_session(creds.get_gis(timeout=REQUEST_TIMEOUT))
         item = gis.content.get(service_id)
         if item is None or not getattr(item, "url", None):
             raise ConfigError(f"ArcGIS item {service_id} does not exist or is not shared with the publishing user")
@@ -153,6 +159,25 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
                           f"but the container config says agol_kind={kind!r}")
     target.info.match_field(match_field)
     return target
+
+
+def configure_session(gis: Any, timeout: float = REQUEST_TIMEOUT) -> Any:
+    """Bound every request of ``gis`` by ``timeout`` and turn off the session's own urllib3 retries.
+
+    ``arcgis`` mounts an adapter that resends any request, POSTs included, on 500/502/503/504 and on
+    read errors, behind this module's back: an ``applyEdits`` that was applied but answered with a
+    5xx would be applied twice. Every retry goes through ``AgolTarget.call`` instead, whose edits
+    look up existing features first.
+    """
+    from urllib3.util import Retry
+
+    con = gis._con
+    con._timeout = timeout
+    session = con._session
+    session._retry = Retry(total=0, connect=0, read=0, status=0, other=0, redirect=False,
+                           status_forcelist=(), raise_on_status=False)
+    session._rebuild_adapter()
+    return gis
 
 
 def _as_target(layer: AgolTarget | Any) -> AgolTarget:

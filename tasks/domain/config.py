@@ -159,11 +159,17 @@ class Settings(BaseModel):
     socrata_chunk_size: int = Field(default=5000, ge=1, le=50000)
     agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
     store_workers: int = Field(default=16, ge=1, le=128)
-    lock_ttl_seconds: int = Field(default=600, ge=1)
+    lock_ttl_seconds: int = Field(default=60, ge=1)  # a lock dies after 4 missed heartbeats (ttl/4 apart)
     knack_rows_per_page: int = Field(default=1000, ge=1, le=1000)
     knack_cursor_lag_seconds: int = Field(default=120, ge=0, le=86400)
     delete_guard_share: float = Field(default=0.05, ge=0, le=1)
     delete_guard_min: int = Field(default=10, ge=0)
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.store == "s3" and not self.bucket:
+            raise ValueError("store: s3 needs a bucket")
+        return self
 
 
 class Config(BaseModel):

@@ -39,7 +39,7 @@ def summary_markdown(report: SyncReport) -> str:
     rows = summary_rows(report)
     columns = ["step", "mode", "fetched", "changed", "unchanged", "deleted", "knack requests", "quota left",
                "seconds", "status"]
-    lines = [f"### {report.app} / {report.container} ({report.env})", "",
+    lines = [f"### {report.app} / {report.container} ({report.env})", "", f"store: {report.store.store}", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c)) for c in columns) + " |")

@@ -29,7 +29,7 @@ from tasks.knack.client import KnackClient
 from tasks.knack.offload import offload_container
 from tasks.knack.ratelimit import make_rate_limiter
 from tasks.store.locks import run_name
-from tasks.store.open import open_store
+from tasks.store.open import describe_store, open_store
 from tasks.store.records import WriteStats
 
 PROGRESS_EVERY_S = 10.0
@@ -126,7 +126,7 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
                                    destinations=cfg.destinations())
     progress.finish()
     result = replace(result, knack_requests=client.stats.requests, quota_remaining=client.stats.quota_remaining,
-                     store=store.storage.description)
+                     store=describe_store(env, settings))
     log.info("%s/%s: %d fetched, %d written, %d unchanged, %d deleted; %d Knack requests; cursor %s",
              app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
              client.stats.requests, result.cursor or "unchanged")

@@ -6,8 +6,11 @@ default (no bucket configured) exercises the production code paths.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +33,13 @@ class Storage(Protocol):
     def list_keys(self, prefix: str) -> Iterator[str]: ...
     def list_etags(self, prefix: str) -> dict[str, str]: ...  # key -> ETag of every object under prefix
     def create_if_absent(self, key: str, body: bytes) -> bool: ...
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
+    def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
+               if_none_match: bool = False) -> str | None: ...
+    def delete_if(self, key: str, etag: str) -> bool: ...
+
+
+_REFUSED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404")
 
 
 class S3Storage:
@@ -125,6 +135,55 @@ class S3Storage:
         except BotoCoreError as exc:
             raise self._fail("PUT", key, exc) from None
 
+    # -- conditional writes (fencing): S3's If-None-Match / If-Match on PUT and DELETE ---------------
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        """(body, ETag) of ``key``; (None, None) when it does not exist."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=key)
+            return reply["Body"].read(), reply["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None, None
+            raise self._fail("GET", key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("GET", key, exc) from None
+
+    def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
+               if_none_match: bool = False) -> str | None:
+        """PUT only if the object's ETag is ``if_match`` (or, with ``if_none_match``, only if it does not
+        exist); the new ETag, or None when the condition was refused (someone else wrote first)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        condition = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"} if if_none_match else {}
+        try:
+            reply = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=JSON, **condition)
+            return str(reply["ETag"])
+        except ClientError as exc:
+            if condition and exc.response.get("Error", {}).get("Code") in _REFUSED:
+                # boto3 retries a PUT whose reply was lost (a 5xx, a timeout): the retry is refused by our own
+                # write. Our bytes in place mean it landed.
+                current, etag = self.get_versioned(key)
+                return etag if current == body else None
+            raise self._fail("PUT", key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("PUT", key, exc) from None
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        """DELETE only if the object's ETag is still ``etag``; False when it changed or is gone."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _REFUSED:
+                return False
+            raise self._fail("DELETE", key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("DELETE", key, exc) from None
+
 
 class LocalStorage:
     """A folder laid out exactly like the bucket; writes are atomic (temp file + rename)."""
@@ -132,6 +191,7 @@ class LocalStorage:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.description = f"local folder {self.root}"
+        self._cond = threading.Lock()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -189,3 +249,66 @@ class LocalStorage:
         with os.fdopen(fd, "wb") as handle:
             handle.write(body)
         return True
+
+    # -- conditional writes (fencing): a lock file, a compare, an atomic rename ---------------------
+    def _guard(self) -> _FileGuard:
+        """Held around every compare-and-write: this process's threads and other processes alike."""
+        return _FileGuard(self.root / ".tmp-conditional.lock", self._cond)
+
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        body = self.get(key)
+        return body, (etag_of(body) if body is not None else None)
+
+    def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
+               if_none_match: bool = False) -> str | None:
+        with self._guard():
+            current = self.get(key)
+            if if_match and (current is None or etag_of(current) != if_match):
+                return None
+            if if_none_match and not if_match and current is not None:
+                return None
+            self.put(key, body)
+            return etag_of(body)
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        with self._guard():
+            current = self.get(key)
+            if current is None or etag_of(current) != etag:
+                return False
+            self.delete(key)
+            return True
+
+
+def etag_of(body: bytes) -> str:
+    """The local store's ETag: the MD5 of the bytes, quoted as S3 quotes a single-part upload's."""
+    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+
+
+class _FileGuard:
+    """An exclusive ``flock`` on one file plus a thread lock (flock alone does not order threads that
+    share a file description)."""
+
+    def __init__(self, path: Path, thread_lock: threading.Lock) -> None:
+        self.path = path
+        self.thread_lock = thread_lock
+        self.fd = -1
+
+    def __enter__(self) -> _FileGuard:
+        self.thread_lock.acquire()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            if self.fd >= 0:
+                os.close(self.fd)
+            self.thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+        finally:
+            self.thread_lock.release()

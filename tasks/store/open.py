@@ -7,9 +7,10 @@ per process (boto3 clients are thread-safe), so the connection pool is set up on
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
-from tasks.credentials import s3_location
+from tasks.credentials import StoreChoice, choose_store
 from tasks.domain.config import Settings
 from tasks.store.backends import LocalStorage, S3Storage, Storage
 from tasks.store.records import RecordStore
@@ -18,9 +19,32 @@ _CLIENTS: dict[tuple[str, str, str | None, int], Any] = {}
 _LOCK = threading.Lock()
 
 
+def store_choice(env: str, settings: Settings) -> StoreChoice:
+    """Which store ``env`` uses and why (``tasks.credentials.choose_store``)."""
+    return choose_store(env, settings.bucket, settings.store)
+
+
+def describe_store(env: str, settings: Settings) -> str:
+    """``s3://bucket (why)`` or ``local folder /path (why)``: a run's first log line and its artifact say it."""
+    choice = store_choice(env, settings)
+    where = (f"s3://{choice.location.bucket}" if choice.location is not None
+             else f"local folder {Path(settings.local_store).resolve()}")
+    return f"{where} ({choice.reason})"
+
+
+def log_store_choice(env: str, settings: Settings, log: Any) -> str:
+    """Log which store this run uses and why (a warning for prod on a local folder); returns the line."""
+    choice = store_choice(env, settings)
+    line = f"store: {describe_store(env, settings)}"
+    log.info(line)
+    if choice.warning:
+        log.warning(choice.warning)
+    return line
+
+
 def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
     """(client, bucket) for ``env``, the client made once per process and place; None for the local store."""
-    location = s3_location(env, settings.bucket, settings.store)
+    location = store_choice(env, settings).location
     if location is None:
         return None
     key = (location.source, location.bucket, location.endpoint_url, settings.store_workers)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from tasks.domain.layout import (
     state_key,
 )
 from tasks.store.backends import Storage
-from tasks.store.locks import hold_lock
+from tasks.store.locks import Held, hold_lock, prefect_run_ended
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 
@@ -57,6 +57,8 @@ class RecordStore:
         self.app = app
         self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
+        self._versions: dict[str, str | None] = {}  # state key → the ETag this store read (None: absent)
+        self._held: dict[str, list[Held]] = {}  # container → the locks this store holds on it
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -85,8 +87,29 @@ class RecordStore:
     def _state(self, container: str, name: str) -> str:
         return state_key(self.env, self.app, container, name)
 
+    def _read_state(self, key: str) -> bytes | None:
+        """Read a state document and remember its ETag: a later write of it is conditional on it."""
+        body, etag = self.storage.get_versioned(key)
+        self._versions[key] = etag
+        return body
+
+    def _write_state(self, container: str, key: str, body: bytes) -> None:
+        """Commit a state document: only while this store still holds its locks on the container, and,
+        when this store read the document, only if nobody wrote it since (else ``StoreError``)."""
+        for held in self._held.get(container, []):
+            held.confirm()
+        if key not in self._versions:
+            self.storage.put(key, body)
+            return
+        seen = self._versions[key]
+        etag = self.storage.put_if(key, body, if_match=seen, if_none_match=seen is None)
+        if etag is None:
+            raise StoreError(f"{self.storage.description}/{key} was written by another run since this run "
+                             "read it; this run stops without saving its state (the next run redoes its work)")
+        self._versions[key] = etag
+
     def load_manifest(self, container: str) -> Manifest:
-        body = self.storage.get(self._state(container, "manifest"))
+        body = self._read_state(self._state(container, "manifest"))
         try:
             return Manifest.from_json(body)
         except (ValueError, KeyError, TypeError) as exc:
@@ -94,31 +117,42 @@ class RecordStore:
                              "run a full refresh (--full) to rebuild it") from None
 
     def save_manifest(self, container: str, manifest: Manifest) -> None:
-        self.storage.put(self._state(container, "manifest"), manifest.to_json())
+        """Fenced: see ``_write_state``."""
+        self._write_state(container, self._state(container, "manifest"), manifest.to_json())
 
     def read_cursor(self, container: str, name: str) -> dict[str, Any] | None:
         """A cursor document (``knack``: {"instant": iso}; destinations: {"generation": n})."""
-        body = self.storage.get(self._state(container, f"cursor-{name}"))
+        body = self._read_state(self._state(container, f"cursor-{name}"))
         return json.loads(body) if body else None
 
     def write_cursor(self, container: str, name: str, value: Mapping[str, Any]) -> None:
-        self.storage.put(self._state(container, f"cursor-{name}"), serialize_record(value))
+        """Fenced: see ``_write_state``."""
+        self._write_state(container, self._state(container, f"cursor-{name}"), serialize_record(value))
 
     def read_complete_listing(self, container: str) -> dict[str, Any] | None:
         """The mark a full offload leaves when Knack's listing was whole and every delete was confirmed:
         only then may a destination delete rows the store lacks. None before the first such run."""
-        body = self.storage.get(self._state(container, "listing"))
+        body = self._read_state(self._state(container, "listing"))
         return json.loads(body) if body else None
 
     def mark_complete_listing(self, container: str, value: Mapping[str, Any]) -> None:
-        self.storage.put(self._state(container, "listing"), serialize_record(value))
+        """Fenced like the manifest: see ``_write_state``."""
+        self._write_state(container, self._state(container, "listing"), serialize_record(value))
 
     # -- lock -----------------------------------------------------------------------------------
+    @contextmanager
     def lock(self, container: str, owner: str, name: str = "knack",
-             ttl: timedelta = timedelta(minutes=10)) -> AbstractContextManager[None]:
-        """One writer per container and role (``knack``, ``socrata``, ``agol``) at a time (``locks.py``)."""
-        return hold_lock(self.storage, self._state(container, f"lock-{name}"), owner, ttl,
-                         what=f"{self.app}/{container} ({name})", thread_name=f"lock-{name}")
+             ttl: timedelta = timedelta(minutes=1)) -> Iterator[Held]:
+        """One writer per container and role (``knack``, ``socrata``, ``agol``) at a time (``locks.py``);
+        while it is held, this store's state writes for the container check it first."""
+        with hold_lock(self.storage, self._state(container, f"lock-{name}"), owner, ttl,
+                       what=f"{self.app}/{container} ({name})", thread_name=f"lock-{name}",
+                       holder_ended=prefect_run_ended) as held:
+            self._held.setdefault(container, []).append(held)
+            try:
+                yield held
+            finally:
+                self._held[container].remove(held)
 
     # -- writes ---------------------------------------------------------------------------------
     def write_records(self, container: str, pages: Iterable[list[dict[str, Any]]], manifest: Manifest,

@@ -15,10 +15,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_second_concurrent_run_fails_fast_naming_the_holder(make_rig) -> None:
-    rig: Rig = make_rig(records=60)
+    rig: Rig = make_rig(records=60, settings={"lock_ttl_seconds": 4})  # a heartbeat every second
     rig.ok()
     rig.knack.edit_random("object_1", 5, seed=1)
-    rig.knack.set_latency(base_ms=2500)  # the first run holds the Knack lock while it fetches
+    rig.knack.set_latency(base_ms=5000)  # the first run holds the Knack lock (and beats) while it fetches
     first: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: first.update(state=rig.run()))
     runner.start()

@@ -104,3 +104,16 @@ def _unique_signal_code(container: str, definition: dict[str, Any]) -> None:
     for fld in definition["fields"]:
         if fld["name"] == "_id":
             fld["unique"] = True
+
+
+def test_agol_real_5xx_after_an_applied_edit_adds_no_duplicate(make_rig) -> None:
+    """The gateway answers 502 after the edit was applied: the session must not resend the POST itself;
+    the pipeline's retry looks the ids up first and turns the adds into updates."""
+    rig: Rig = make_rig(records=60, settings=SMALL_CHUNKS)
+    rig.arcgis.set_faults(fail_edits_after=1, fail_edits_count=1, fail_edits_mode="apply-5xx", error_status=502)
+    report = rig.ok()
+    edits = [r for r in rig.arcgis.requests if r["path"].endswith("/applyEdits")]
+    assert [r["status"] for r in edits].count(502) == 1, edits
+    assert report["published"]["agol"]["upserted"] == 60
+    rig.assert_converged()  # each id once in the layer
+

@@ -166,3 +166,54 @@ def test_sigkill_at_random_points_ten_times(make_rig, tmp_path: Path) -> None:
     rig = _rig(make_rig)
     rng = random.Random(seed)
     kill_loop(rig, [rng.choice(POINTS) for _ in range(10)], tmp_path / "sync.log", seed)
+
+
+def _kill_during_fetch(rig: Rig, log_path: Path) -> None:
+    rig.knack.edit_random("object_1", 4, seed=7)
+    rig.knack.set_latency(base_ms=1500)
+    rig.knack.reset_counters()
+    process = start_sync(rig, log_path, full=False)
+    try:
+        wait_for(lambda: rig.knack.counters()["requests"] > rig.knack.counters()["metadata"], process,
+                 "a page request")
+        assert rig.locks() == [rig.key("object_1", "lock-knack")]
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+        rig.knack.set_latency()
+
+
+def test_a_rerun_right_after_a_kill_waits_out_the_dead_lock_and_converges(make_rig, tmp_path: Path) -> None:
+    """The dead run's lock lives a few missed heartbeats: the rerun watches it, sees no beat, takes it over."""
+    rig = make_rig(records=40, settings={"lock_ttl_seconds": 8})
+    rig.ok()
+    log_path = tmp_path / "sync.log"
+    _kill_during_fetch(rig, log_path)
+    rerun = start_sync(rig, log_path, full=False)  # at once: the dead run's lock has not expired yet
+    assert rerun.wait(timeout=120) == 0, log_path.read_text()[-3000:]
+    output = log_path.read_text()
+    assert "is held by run" not in output
+    assert "took over the lock of run sync-demo-object_1-dev" in output and "(it expired)" in output, output[-3000:]
+    rig.assert_converged()
+
+
+def test_a_rerun_takes_over_at_once_when_prefect_says_the_holder_crashed(make_rig, tmp_path: Path) -> None:
+    """What a worker does when a container dies (marks its flow run Crashed) ends the lock without waiting."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    rig = make_rig(records=40, settings={"lock_ttl_seconds": 600})
+    rig.ok()
+    log_path = tmp_path / "sync.log"
+    _kill_during_fetch(rig, log_path)
+    lock = json.loads(rig.s3.get_object(Bucket=rig.bucket, Key=rig.key("object_1", "lock-knack"))["Body"].read())
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(lock["flow_run_id"], Crashed(message="container died"), force=True)
+    rerun = start_sync(rig, log_path, full=False)
+    assert rerun.wait(timeout=300) == 0, log_path.read_text()[-3000:]
+    output = log_path.read_text()
+    assert "took over the lock of run sync-demo-object_1-dev" in output, output[-3000:]
+    assert "(its flow run ended)" in output, output[-3000:]
+    rig.assert_converged()

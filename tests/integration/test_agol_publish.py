@@ -32,7 +32,7 @@ class _SessionCreds:
     def __init__(self, gis: object) -> None:
         self.gis = gis
 
-    def get_gis(self) -> object:
+    def get_gis(self, timeout: float = 600) -> object:
         return self.gis
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -68,21 +70,32 @@ def test_secrets_never_in_repr_str_or_logs(caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_s3_store_from_block_then_environment_then_local(moto_server: object, s3_bucket: tuple,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from prefect_aws import AwsCredentials, S3Bucket
     from prefect_aws.client_parameters import AwsClientParameters
 
-    from tasks.credentials import s3_location
+    from tasks.credentials import choose_store, s3_location
 
     client, bucket = s3_bucket
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    assert s3_location("prod", "atd-knack-services", "auto") is None  # nothing configured: local store
-    assert s3_location("prod", "atd-knack-services", "local") is None
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws here
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # not on an instance: do not wait for its metadata
+    assert s3_location("dev", "atd-knack-services", "auto") is None  # nothing found in dev: the local folder
+    with pytest.raises(CredentialsError, match="prod never falls back to a local folder"):
+        choose_store("prod", "atd-knack-services", "auto")
+    with pytest.raises(CredentialsError, match="store: s3, but boto3's credential chain finds no AWS credentials"):
+        choose_store("dev", "atd-knack-services", "s3")
+    local = choose_store("prod", "atd-knack-services", "local")  # said explicitly: allowed, with a warning
+    assert local.location is None and local.warning and "local folder" in local.warning
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    from_env = s3_location("prod", "atd-knack-services", "auto")
-    assert from_env is not None and from_env.bucket == "atd-knack-services" and from_env.source == "environment"
-    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    from_env = choose_store("prod", "atd-knack-services", "auto")
+    assert from_env.location is not None and from_env.location.bucket == "atd-knack-services"
+    assert "boto3's credential chain found credentials (env)" in from_env.reason and SECRET not in repr(from_env)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
 
     creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SECRET, region_name="us-east-1",
                            aws_client_parameters=AwsClientParameters(endpoint_url=moto_server.endpoint))

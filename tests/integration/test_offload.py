@@ -38,11 +38,19 @@ class FailingStorage(CountingStorage):
         super().__init__(inner)
         self.fail_on = fail_on
 
-    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+    def _crash(self, key: str) -> None:
         if self.fail_on and self.fail_on in key:
             self.fail_on = ""
             raise StoreError(f"injected failure writing {key}")
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        self._crash(key)
         return super().put(key, body, content_type)
+
+    def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
+               if_none_match: bool = False) -> str | None:
+        self._crash(key)  # state (manifest, cursors) is written conditionally
+        return super().put_if(key, body, if_match=if_match, if_none_match=if_none_match)
 
 
 @pytest.fixture(params=["s3", "local"])

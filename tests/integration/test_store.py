@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -187,3 +189,130 @@ def test_a_listing_with_etags_repairs_missing_and_damaged_objects(storage: Count
     assert sorted(storage.puts) == sorted(f"dev/demo/object_3/{rid}.json" for rid in (gone, damaged))
     assert manifest.records == before  # a repair changes no generation: destinations have these already
     assert json.loads(storage.get(f"dev/demo/object_3/{damaged}.json") or b"{}") == records[1]
+
+
+LOCK = "dev/demo/_state/object_3/lock-knack.json"
+MANIFEST = "dev/demo/_state/object_3/manifest.json"
+
+
+def dead_lock(storage: CountingStorage) -> None:
+    storage.put(LOCK, serialize_record({"owner": "dead", "acquired": "2020-01-01T00:00:00+00:00",
+                                        "expires": "2020-01-01T00:10:00+00:00"}))
+
+
+class RacingStorage(CountingStorage):
+    """Holds every reader of the lock until ``readers`` of them have read it: a forced interleaving in which
+    each run sees the same dead lock (and its ETag) before any of them writes."""
+
+    def __init__(self, inner: Any, readers: int) -> None:
+        super().__init__(inner)
+        self.barrier = threading.Barrier(readers, timeout=30)
+        self.racing = True
+
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        found = self.inner.get_versioned(key)
+        if key == LOCK and self.racing:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait()
+            self.racing = False  # once: later reads (the loser looking again) go straight through
+        return found
+
+
+class StalledStorage(CountingStorage):
+    """A holder whose conditional writes fail (its heartbeats), as if its store were unreachable."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.stalled = threading.Event()
+
+    def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
+               if_none_match: bool = False) -> str | None:
+        if self.stalled.is_set():
+            raise StoreError(f"PUT {key} failed: timed out")
+        return super().put_if(key, body, if_match=if_match, if_none_match=if_none_match)
+
+
+def commit(store: RecordStore, owner: str, outcome: dict[str, str], inside: threading.Event) -> None:
+    """A run: lock, read the manifest, write, commit the manifest and cursor."""
+    try:
+        with store.lock("object_3", owner, "knack", ttl=timedelta(seconds=2)):
+            manifest = store.load_manifest("object_3")
+            store.read_cursor("object_3", "knack")
+            inside.wait(10)  # the other run tries while this one holds the lock
+            manifest.generation = new_generation(manifest)
+            manifest.mark_written(f"{owner}-record", "digest", None, manifest.generation)
+            store.save_manifest("object_3", manifest)
+            store.write_cursor("object_3", "knack", {"instant": owner})
+        outcome[owner] = "committed"
+    except StoreError as exc:
+        outcome[owner] = str(exc)
+    finally:
+        inside.set()
+
+
+def test_two_runs_racing_for_one_expired_lock_exactly_one_commits(storage: CountingStorage,
+                                                                 record_store: OpenStore) -> None:
+    dead_lock(storage)
+    racing = RacingStorage(storage.inner, readers=2)
+    stores = [record_store(racing, "dev", "demo", workers=2) for _ in range(2)]
+    outcome: dict[str, str] = {}
+    inside = threading.Event()
+    runs = [threading.Thread(target=commit, args=(store, f"run-{n}", outcome, inside))
+            for n, store in enumerate(stores)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=60)
+    committed = [owner for owner, what in outcome.items() if what == "committed"]
+    assert len(committed) == 1, outcome
+    loser = next(owner for owner in outcome if owner not in committed)
+    assert "is held by run" in outcome[loser] and "alive" in outcome[loser], outcome
+    manifest = json.loads(storage.get(MANIFEST))
+    assert manifest["generation"] == 1 and list(manifest["records"]) == [f"{committed[0]}-record"]
+    assert json.loads(storage.get("dev/demo/_state/object_3/cursor-knack.json")) == {"instant": committed[0]}
+    assert storage.get(LOCK) is None  # released by its holder
+
+
+def test_a_stalled_holder_stops_without_state_and_its_release_keeps_the_new_lock(
+        storage: CountingStorage, record_store: OpenStore) -> None:
+    stalled = StalledStorage(storage.inner)
+    old, new = record_store(stalled, "dev", "demo", workers=2), record_store(storage, "dev", "demo", workers=2)
+    with pytest.raises(StoreError, match="lost its lock"), \
+            old.lock("object_3", "run-old", "knack", ttl=timedelta(seconds=2)):
+        manifest = old.load_manifest("object_3")
+        stalled.stalled.set()  # its heartbeats fail from now on
+        # the lock expires after its missed beats; another run takes it over (a conditional write)
+        with new.lock("object_3", "run-new", "knack", ttl=timedelta(seconds=30)):
+            assert json.loads(storage.get(LOCK))["owner"] == "run-new"
+            stalled.stalled.clear()  # the old holder's store answers again: too late
+            manifest.generation = 1
+            old.save_manifest("object_3", manifest)  # refused before anything is written
+    assert storage.get(MANIFEST) is None
+    # and a release after a take-over: the old holder's conditional delete leaves the new holder's lock
+    with new.lock("object_3", "run-new", "knack", ttl=timedelta(seconds=30)):
+        held = new._held["object_3"][0]
+        stale = type(held)(storage, LOCK, "run-old", timedelta(seconds=2), "demo/object_3 (knack)",
+                           etag='"0123456789abcdef0123456789abcdef"', expires=held.expires, acquired="x")
+        stale.release()
+        assert json.loads(storage.get(LOCK))["owner"] == "run-new"
+        held.confirm()  # still the holder
+    assert storage.get(LOCK) is None
+
+
+def test_state_written_by_another_run_since_it_was_read_is_not_overwritten(
+        storage: CountingStorage, record_store: OpenStore) -> None:
+    first, second = record_store(storage), record_store(storage)
+    one, two = first.load_manifest("object_3"), second.load_manifest("object_3")
+    one.generation = 1
+    first.save_manifest("object_3", one)
+    two.generation = 1
+    two.mark_written("other-record", "digest", None, 1)  # a different commit of the same generation
+    with pytest.raises(StoreError, match="written by another run since this run read it"):
+        second.save_manifest("object_3", two)
+    first.read_cursor("object_3", "agol"), second.read_cursor("object_3", "agol")
+    first.write_cursor("object_3", "agol", {"generation": 1})
+    with pytest.raises(StoreError, match="written by another run"):
+        second.write_cursor("object_3", "agol", {"generation": 2})
+    assert json.loads(storage.get("dev/demo/_state/object_3/cursor-agol.json")) == {"generation": 1}
+    first.write_cursor("object_3", "agol", {"generation": 3})  # its own writes move its version on
+    assert json.loads(storage.get("dev/demo/_state/object_3/cursor-agol.json")) == {"generation": 3}
