@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
+
+if __name__ == "__main__":  # config mistakes are refused before Prefect is imported
+    from flows._refuse import refuse_early
+
+    refuse_early("records-to-s3")
 
 from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
+from flows._params import Env
+from flows._refuse import check_args, refused
 from tasks.domain.config import load_container
-from tasks.domain.errors import DeletesHeldBack
+from tasks.domain.errors import ConfigError, DeletesHeldBack
 from tasks.domain.knack import parse_since
 from tasks.domain.results import OffloadResult
 from tasks.knack.tasks import offload
@@ -18,12 +26,23 @@ from tasks.store.open import log_store_choice
 
 @flow(name="records-to-s3", timeout_seconds=LIMITS["records-to-s3"],
       flow_run_name="records-to-s3-{app}-{container}-{env}")
-def records_to_s3(app: str, container: str, env: str = "dev", date: str | None = None, full: bool = False,
+def records_to_s3(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
                   config_path: str | None = None, allow_mass_delete: bool = False) -> OffloadResult:
-    """Knack records modified since the Knack cursor (or ``date``; everything with ``full``) → store."""
+    """Knack records modified since the Knack cursor (or ``since``; everything with ``full``) → store.
+
+    Args:
+        app: The app's name in the container config (e.g. data-tracker).
+        container: The Knack object or view to sync (object_N or view_N), as configured.
+        env: The environment: the store's prefix and the suffix of every credential block.
+        since: Fetch records modified at or after this instant instead of from the Knack cursor (a
+            backfill); empty means from the cursor. No offset means UTC.
+        full: Full refresh: every record (and deletes of what Knack no longer has).
+        config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
+        allow_mass_delete: Let this run delete more than the mass-delete guard allows (a real purge in Knack).
+    """
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    since = parse_since(date) if date else None
+    since = parse_since(since) if since else None
     stored = offload(app_cfg, cfg, env, config.settings, since, full, allow_mass_delete)
     if stored.held_back:
         raise DeletesHeldBack(stored.held_back)
@@ -32,8 +51,13 @@ def records_to_s3(app: str, container: str, env: str = "dev", date: str | None =
 
 def main(argv: list[str] | None = None) -> int:
     args = parser("Load a Knack container's records into the store.").parse_args(argv)
+    try:
+        since = check_args(args.app_name, args.container, args.config, args.date)
+    except ConfigError as exc:
+        return refused("records-to-s3", exc)
     return run(records_to_s3, {"app": args.app_name, "container": args.container, "env": args.env,
-                               "date": args.date, "full": args.full, "config_path": args.config,
+                               "since": since, "full": args.full,
+                               "config_path": args.config,
                                "allow_mass_delete": args.allow_mass_delete})
 
 

@@ -8,12 +8,20 @@ from __future__ import annotations
 import contextvars
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
+
+if __name__ == "__main__":  # config mistakes are refused before Prefect is imported
+    from flows._refuse import refuse_early
+
+    refuse_early("sync")
 
 from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
+from flows._params import Destination, Env
+from flows._refuse import check_args, refused
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from tasks.domain.config import ContainerConfig, load_container
@@ -31,7 +39,7 @@ class PublishFailed(KnackServicesError):
     """The store is up to date, but one or more destinations failed (their cursors did not move)."""
 
 
-def pick_destinations(cfg: ContainerConfig, wanted: list[str] | None) -> list[str]:
+def pick_destinations(cfg: ContainerConfig, wanted: list[Destination] | list[str] | None) -> list[str]:
     """The container's destinations, narrowed to ``wanted`` (each of which must be configured)."""
     configured = cfg.destinations()
     if wanted is None:
@@ -45,10 +53,22 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[str] | None) -> list[st
 
 @flow(name="sync", timeout_seconds=LIMITS["sync"],
       flow_run_name="sync-{app}-{container}-{env}")
-def sync(app: str, container: str, env: str = "dev", since: str | None = None, full: bool = False,
-         destinations: list[str] | None = None, config_path: str | None = None,
+def sync(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
+         destinations: list[Destination] | None = None, config_path: str | None = None,
          allow_mass_delete: bool = False) -> dict[str, Any]:
-    """Knack → store → Socrata and ArcGIS, each destination on its own cursor."""
+    """Knack → store → Socrata and ArcGIS, each destination on its own cursor.
+
+    Args:
+        app: The app's name in the container config (e.g. data-tracker).
+        container: The Knack object or view to sync (object_N or view_N), as configured.
+        env: The environment: the store's prefix and the suffix of every credential block.
+        since: Fetch and publish records modified at or after this instant instead of each cursor
+            (a backfill); empty means from the cursors. No offset means UTC.
+        full: Full refresh: every record, and deletes of what Knack no longer has, everywhere.
+        destinations: Publish to these destinations only; empty means every configured one.
+        config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
+        allow_mass_delete: Let this run delete more than the mass-delete guard allows (a real purge in Knack).
+    """
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
@@ -97,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", choices=sorted(PUBLISHERS), dest="destinations",
                    help="publish to this destination only (repeatable); default: every configured one")
     args = p.parse_args(argv)
-    return run(sync, {"app": args.app_name, "container": args.container, "env": args.env, "since": args.date,
+    try:
+        since = check_args(args.app_name, args.container, args.config, args.date, args.destinations)
+    except ConfigError as exc:
+        return refused("sync", exc)
+    return run(sync, {"app": args.app_name, "container": args.container, "env": args.env, "since": since,
                       "full": args.full, "destinations": args.destinations, "config_path": args.config,
                       "allow_mass_delete": args.allow_mass_delete})
 

@@ -13,6 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+if __name__ == "__main__":  # config mistakes are refused before Prefect is imported
+    from flows._refuse import refuse_early
+
+    refuse_early("sync-app")
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
@@ -20,9 +25,11 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._cli import LIMITS, run
+from flows._params import Env
+from flows._refuse import check_args, refused
 from flows.sync import sync
 from tasks.domain.config import ENVS, check_env, load_config
-from tasks.domain.errors import KnackServicesError
+from tasks.domain.errors import ConfigError, KnackServicesError
 
 
 def deployment_name(app: str, container: str, env: str) -> str:
@@ -48,9 +55,18 @@ def run_container_deployment(app: str, container: str, env: str, full: bool) -> 
 
 @flow(name="sync-app", timeout_seconds=LIMITS["sync-app"],
       task_runner=ThreadPoolTaskRunner(max_workers=4))
-def sync_app(app: str | None = None, env: str = "dev", full: bool = False, via_deployments: bool = False,
+def sync_app(env: Env, app: str | None = None, full: bool = False, via_deployments: bool = False,
              config_path: str | None = None) -> dict[str, str]:
-    """Every configured container of ``app`` (every app when None); fails if any container failed."""
+    """Every configured container of ``app`` (every app when None); fails if any container failed.
+
+    Args:
+        env: The environment: the store's prefix and the suffix of every credential block.
+        app: The app's name in the container config; empty means every configured app.
+        full: Full refresh of every container (deletes included).
+        via_deployments: Run each container as a run of its own sync deployment, spread over the pool's
+            workers; otherwise as subflows of this run, a few at a time.
+        config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
+    """
     check_env(env)
     config = load_config(config_path)
     apps = [config.app(app)] if app else list(config.apps.values())
@@ -76,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="run each container as a run of its sync deployment (needs a Prefect server)")
     p.add_argument("--config", default=None)
     args = p.parse_args(argv)
+    try:
+        check_args(args.app_name, None, args.config)
+    except ConfigError as exc:
+        return refused("sync-app", exc)
     return run(sync_app, {"app": args.app_name, "env": args.env, "full": args.full,
                           "via_deployments": args.via_deployments, "config_path": args.config})
 

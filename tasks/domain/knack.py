@@ -226,8 +226,10 @@ def since_filter(field_key: str, since: datetime, tz: tzinfo) -> dict[str, Any]:
                                      {"field": field_key, "operator": "is after", "value": day}]}
 
 
-def parse_since(text: str) -> datetime:
-    """An aware UTC datetime from any ISO-8601 date or date-time; no offset means UTC."""
+def parse_since(text: str | datetime) -> datetime:
+    """An aware UTC datetime from any ISO-8601 date or date-time (or a datetime); no offset means UTC."""
+    if isinstance(text, datetime):
+        return (text if text.tzinfo else text.replace(tzinfo=UTC)).astimezone(UTC)
     value = str(text).strip()
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))

@@ -14,7 +14,6 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from tasks.clock import utc_now
@@ -25,6 +24,7 @@ from tasks.domain.knack import unreadable_modified
 from tasks.domain.plan import check_container
 from tasks.domain.report import artifact_key
 from tasks.domain.results import OffloadResult
+from tasks.knack import metadata_cache
 from tasks.knack.client import KnackClient
 from tasks.knack.offload import offload_container
 from tasks.knack.ratelimit import make_rate_limiter
@@ -65,18 +65,27 @@ class Progress:
         update_progress_artifact(artifact_id=self.artifact_id, progress=100.0)
 
 
-def _metadata_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    return f"fetch-knack-metadata-{parameters['app'].name}-{parameters['env']}"
+# (app, env) → the last metadata this process fetched from Knack; store_metadata stamps it in the store
+_FETCHED: dict[tuple[str, str], metadata_cache.Fetched] = {}
 
 
-@task(name="fetch-knack-metadata", cache_key_fn=_metadata_cache_key, cache_expiration=timedelta(hours=1),
-      persist_result=True)
-def fetch_metadata(app: AppConfig, env: str) -> dict[str, Any]:
-    """The app's metadata from Knack; cached per app and environment for an hour."""
-    client = knack_client(app, env)
-    metadata = client.get_metadata()
-    get_run_logger().info("fetched metadata of app %s (%s)", app.name,
-                          metadata.get("application", {}).get("name"))
+@task(name="fetch-knack-metadata", cache_policy=NO_CACHE)
+def fetch_metadata(app: AppConfig, env: str, settings: Settings, refresh: bool = False) -> dict[str, Any]:
+    """The app's metadata: the stored copy while it is under an hour old and of the same Knack app id
+    (``metadata_cache``), otherwise (or with ``refresh``) from Knack."""
+    log = get_run_logger()
+    app_id = knack_credentials(app.name, env).app_id
+    if not refresh:
+        with open_store(env, app.name, settings) as store:
+            hit = metadata_cache.cached(store, app_id, utc_now())
+        if hit is not None:
+            log.info("metadata of app %s from the store (fetched %d min ago); Knack not asked", app.name,
+                     hit[1].total_seconds() // 60)
+            return hit[0]
+    started = utc_now()
+    metadata = knack_client(app, env).get_metadata()
+    _FETCHED[(app.name, env)] = metadata_cache.fetched(app_id, started, metadata)
+    log.info("fetched metadata of app %s (%s)", app.name, metadata.get("application", {}).get("name"))
     return metadata
 
 
@@ -86,6 +95,8 @@ def store_metadata(app: AppConfig, env: str, settings: Settings, metadata: dict[
     with open_store(env, app.name, settings) as store:
         renamed = renamed_fields(store.read_metadata(), metadata)
         changed = store.write_metadata(metadata)
+        if (fetch := _FETCHED.get((app.name, env))) is not None:
+            metadata_cache.write_stamp(store, fetch, metadata)
     if renamed:
         get_run_logger().warning("fields of %s were renamed in Knack (%s): the column names derived from them "
                                  "change; each destination republishes every row under the new names",
@@ -150,10 +161,10 @@ def offload(app: AppConfig, cfg: ContainerConfig, env: str, settings: Settings,
     The metadata is stored only after the records, so a run refused by Knack (bad key, quota) or by
     the config check writes nothing. Called from a flow: each step is a task of that flow run.
     """
-    metadata = fetch_metadata(app, env)
+    metadata = fetch_metadata(app, env, settings)
     check_container(metadata, app.name, cfg)
     stored = records_to_store(app, cfg, env, settings, metadata, since, full, allow_mass_delete)
     if stored.unknown_fields:
-        metadata = fetch_metadata.with_options(refresh_cache=True)(app, env)
+        metadata = fetch_metadata(app, env, settings, refresh=True)
     store_metadata(app, env, settings, metadata)
     return stored

@@ -62,11 +62,13 @@ def test_sync_script_runs_ephemeral_with_env_credentials(tmp_path: Path, socrata
         assert knack.api_key not in output and arcgis_emulator.password not in output
 
         unknown = sync_cli(env, "-a", "demo", "-c", "object_9", "-e", "dev")
-        assert unknown.returncode == 1
+        assert unknown.returncode == 1  # refused in one line before Prefect is imported
         assert "app 'demo' has no container 'object_9'" in unknown.stderr
+        assert len(unknown.stderr.splitlines()) == 1, unknown.stderr
 
         bad_env = sync_cli(env, "-a", "demo", "-c", "object_2", "-e", "test")
-        assert bad_env.returncode == 2 and "invalid choice: 'test'" in bad_env.stderr
+        assert bad_env.returncode == 2
+        assert bad_env.stderr == "sync failed: env must be 'prod' or 'dev', got 'test'\n", bad_env.stderr
 
         # the store is up to date but Socrata refuses the credentials: exit 1, nothing lost
         env["SOCRATA_PASSWORD"] = "wrong-" + SOCRATA_PASSWORD

@@ -1,14 +1,17 @@
-"""Deploy this repo's prefect.yaml to a local Prefect server and run a deployment twice, as a data team would.
+"""Deploy this repo's prefect.yaml to a local Prefect server and run its deployments, as a data team would.
 
-A real ``prefect server``, a process work pool, ``prefect deploy`` with the pool overridden, a
-``--run-once`` worker and ``prefect deployment run ... --watch``; the flow run talks to the emulators
-(in this process) and to moto_server through blocks saved by ``python -m tasks.save_blocks``.
+A real ``prefect server``, a process work pool, ``prefect deploy`` with the pool overridden, ``--run-once``
+workers and ``prefect deployment run``; the flow runs talk to the emulators (in this process) and to
+moto_server through blocks saved by ``python -m tasks.save_blocks``. There is no Docker engine here, so
+the deploys that get past the image check use a copy of prefect.yaml whose build and push steps are
+``tests/e2e/docker_steps.py`` (prefect-docker's caching, no engine); everything else is the real file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,7 +25,8 @@ import yaml
 
 from emulators.knack import KnackEmulator, generate_app
 from emulators.provision import agol_definition, socrata_schema
-from tasks.domain.config import load_config
+from scripts.image_tag import commit_tag
+from tasks.domain.config import ENVS, load_config
 from tests.fixtures.pipeline import write_config
 from tests.fixtures.s3 import free_port
 from tests.fixtures.socrata import SOCRATA_APP_TOKEN, SOCRATA_PASSWORD, SOCRATA_USERNAME
@@ -32,6 +36,9 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEPLOYMENT = "sync/demo-object-1-dev"
+POOL = "knack-docker"
+IMAGE = "registry.example.org/knack-services"
+UUID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -67,30 +74,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             time.sleep(0.5)
         else:
             raise RuntimeError("prefect server did not become healthy")
+        # the pool prefect.yaml names, as a process pool: the docker job variables are stored and ignored
+        cli(env, str(BIN / "prefect"), "--no-prompt", "work-pool", "create", POOL, "--type", "process", "--overwrite")
         yield env
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-
-def run_deployment(env: dict[str, str], *params: str) -> None:
-    """A ``--run-once`` worker, and ``prefect deployment run ... --watch`` (exit 0 = Completed)."""
-    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "ci-process", "--run-once",
-                               "--install-policy", "never"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        args = [str(BIN / "prefect"), "--no-prompt", "deployment", "run", DEPLOYMENT, "--watch",
-                "--watch-interval", "1", "--watch-timeout", "300"]
-        for param in params:
-            args += ["--param", param]
-        proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=360,
-                              stdin=subprocess.DEVNULL)
-        output, _ = worker.communicate(timeout=120)
-        assert proc.returncode == 0, f"deployment run failed:\n{proc.stdout[-3000:]}\n--- worker:\n{output[-6000:]}"
-        assert "Completed" in proc.stdout
-    finally:
-        if worker.poll() is None:
-            worker.kill()
 
 
 def sent_rows(socrata: Any, resource_id: str) -> int:
@@ -103,8 +92,87 @@ def sent_features(arcgis: Any, item_layer_path: str) -> int:
                if r["path"].endswith("/applyEdits") and item_layer_path in r["path"])
 
 
-def test_deploy_and_run_twice(server: dict[str, str], tmp_path: Path, moto_server: Any,
-                              socrata_emulator: Any, arcgis_emulator: Any) -> None:
+def api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+    response = requests.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def saved_deployments(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in api(env, "POST", "/deployments/filter", {"limit": 200})}
+
+
+def deploy_env(server: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """What a deploy from this checkout needs, and the copy of prefect.yaml with engine-free docker steps."""
+    text = (ROOT / "prefect.yaml").read_text()
+    assert text.count("prefect_docker.deployments.steps.") == 2
+    (tmp_path / "prefect.yaml").write_text(text.replace("prefect_docker.deployments.steps.", "tests.e2e.docker_steps."))
+    return {**server, "IMAGE": IMAGE, "PROJECT_DIR": str(ROOT), "PYTHONPATH": str(ROOT),
+            "DOCKER_STEPS_LOG": str(tmp_path / "docker-steps.log")}
+
+
+def deploy(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return cli(env, str(BIN / "prefect"), "--no-prompt", "deploy", "--prefect-file", str(tmp_path / "prefect.yaml"),
+               *args)
+
+
+def test_deploy_without_an_image_fails_and_saves_nothing(server: dict[str, str]) -> None:
+    env = {k: v for k, v in server.items() if k not in ("IMAGE", "IMAGE_TAG", "PROJECT_DIR")}
+    proc = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0
+    assert "prefect deploy refused: IMAGE is not set" in proc.stdout + proc.stderr
+    assert saved_deployments(server) == {}
+
+
+def test_deploy_all_builds_and_pushes_once_and_every_deployment_runs_that_tag(server: dict[str, str],
+                                                                                tmp_path: Path) -> None:
+    env = deploy_env(server, tmp_path)
+    deploy(env, tmp_path, "--all")
+    tag = commit_tag()
+    steps = (tmp_path / "docker-steps.log").read_text().splitlines()
+    assert steps == [f"build {IMAGE}:{tag} Dockerfile", f"push {IMAGE}:{tag}"]
+
+    expected = {d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    saved = saved_deployments(server)
+    assert set(saved) == expected
+    config = load_config(ROOT / "config" / "knack-services.yaml")
+    syncs = {f"{app.name}-{key.replace('_', '-')}-{env_}" for app in config.apps.values()
+             for key in app.containers for env_ in ENVS}
+    for name, dep in saved.items():
+        assert dep["job_variables"]["image"] == f"{IMAGE}:{tag}", name
+        schema = dep["parameter_openapi_schema"]
+        assert "env" in schema["required"], name
+        assert schema["properties"]["env"]["enum"] == ["dev", "prod"], name
+        if name in syncs:
+            assert dep["global_concurrency_limit"]["limit"] == 1, name
+            assert dep["concurrency_options"]["collision_strategy"] == "CANCEL_NEW", name
+    assert syncs <= set(saved)
+    since = saved["demo-object-1-prod"]["parameter_openapi_schema"]["properties"]["since"]
+    assert {"type": "string", "format": "date-time"} in since["anyOf"]
+
+
+def start_runs(env: dict[str, str], count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        out = cli(env, str(BIN / "prefect"), "--no-prompt", "deployment", "run", DEPLOYMENT).stdout
+        ids.append(UUID.findall(out)[0])
+    return ids
+
+
+def work(env: dict[str, str], ids: list[str]) -> dict[str, str]:
+    """A ``--run-once`` worker for the runs ``ids``; their final state types."""
+    proc = subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--run-once",
+                           "--install-policy", "never"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=360)
+    states = {i: api(env, "GET", f"/flow_runs/{i}")["state"]["type"] for i in ids}
+    assert all(s in ("COMPLETED", "CANCELLED", "FAILED", "CRASHED") for s in states.values()), \
+        f"{states}\n--- worker:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    return states
+
+
+def test_overlapping_runs_are_cancelled_and_a_fresh_process_reuses_the_stored_metadata(
+        server: dict[str, str], tmp_path: Path, moto_server: Any, socrata_emulator: Any, arcgis_emulator: Any) -> None:
     client = moto_server.client()
     bucket = "e2e-knack-services"
     client.create_bucket(Bucket=bucket)
@@ -117,8 +185,8 @@ def test_deploy_and_run_twice(server: dict[str, str], tmp_path: Path, moto_serve
         socrata_emulator.create_dataset(cfg.socrata_resource_id, socrata_schema(app["metadata"], cfg))
         arcgis_emulator.create_layer(cfg.service_id, agol_definition(app["metadata"], cfg), layer_id=0)
 
-        env = dict(server)
-        env.update({"KNACK_SERVICES_CONFIG": str(config_path), "PROJECT_DIR": str(ROOT), "SKIP_IMAGE_BUILD": "1",
+        env = deploy_env(server, tmp_path)
+        env.update({"KNACK_SERVICES_CONFIG": str(config_path),
                     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_ENDPOINT_URL": moto_server.endpoint, "AWS_DEFAULT_REGION": "us-east-1",
                     "KNACK_APP_ID": knack.app_id, "KNACK_API_KEY": knack.api_key, "KNACK_API_URL": knack.api_url,
@@ -127,19 +195,19 @@ def test_deploy_and_run_twice(server: dict[str, str], tmp_path: Path, moto_serve
                     "AGOL_URL": arcgis_emulator.portal_url, "AGOL_USERNAME": arcgis_emulator.username,
                     "AGOL_PASSWORD": arcgis_emulator.password, "AGOL_CA_BUNDLE": str(arcgis_emulator.ca_bundle)})
         prefect = str(BIN / "prefect")
-        cli(env, prefect, "--no-prompt", "work-pool", "create", "ci-process", "--type", "process", "--overwrite")
         cli(env, prefect, "--no-prompt", "block", "register", "-m", "blocks")
         saved = cli(env, sys.executable, "-m", "tasks.save_blocks", "--env", "dev", "--app", "demo", "--bucket", bucket)
         assert {"saved block knack-demo-dev", "saved block socrata-dev", "saved block agol-dev",
                 "saved block s3-dev"} <= set(saved.stdout.splitlines())
-        # the run must get its credentials from the blocks, not from this environment
+        # the runs must get their credentials from the blocks, not from this environment
         for name in [k for k in env if k.startswith(("KNACK_A", "SOCRATA_", "AGOL_", "AWS_"))]:
             env.pop(name)
-        cli(env, prefect, "--no-prompt", "deploy", "--name", "demo-object-1-dev", "--pool", "ci-process")
-        deployed = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-        assert any(d["name"] == "demo-object-1-dev" for d in deployed["deployments"])
+        deploy(env, tmp_path, "--name", "demo-object-1-dev")
 
-        run_deployment(env)
+        # the hourly run and the nightly full run at once: the newcomer is cancelled, not failed
+        states = work(env, start_runs(env, 2))
+        assert sorted(states.values()) == ["CANCELLED", "COMPLETED"], states
+        assert knack.counters()["metadata"] == 1
         ids = sorted(r["id"] for r in knack.records("object_1"))
         stored = sorted(o["Key"].rsplit("/", 1)[1][:-5] for p in client.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix="dev/demo/object_1/") for o in p.get("Contents", []))
@@ -147,10 +215,15 @@ def test_deploy_and_run_twice(server: dict[str, str], tmp_path: Path, moto_serve
         assert sorted(r["id"] for r in socrata_emulator.rows(cfg.socrata_resource_id)) == ids
         assert sorted(f["attributes"]["id"] for f in arcgis_emulator.features(cfg.service_id, 0)) == ids
 
+        # a new process with empty Prefect result storage, as in a new container: no metadata request
         edited = set(knack.edit_random("object_1", 6, seed=9))
+        knack.reset_counters()
         socrata_emulator.reset_log()
         arcgis_emulator.reset_log()
-        run_deployment(env)
+        env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(tmp_path / "fresh-results")
+        assert list(work(env, start_runs(env, 1)).values()) == ["COMPLETED"]
+        assert knack.counters()["metadata"] == 0
+        assert knack.counters()["requests"] >= 1
         manifest = json.loads(client.get_object(Bucket=bucket, Key="dev/demo/_state/object_1/manifest.json")
                               ["Body"].read())
         latest = manifest["generation"]
