@@ -190,8 +190,9 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
     held_back: str | None = None
     lookups = 0
     if is_full and objects is not None:
-        candidates = ids_to_delete(store.stored_ids(objects, manifest), stats.seen_ids)
-        population = len(store.stored_ids(objects, manifest) | stats.seen_ids)
+        stored_ids = store.stored_ids(objects, manifest)
+        candidates = ids_to_delete(stored_ids, stats.seen_ids)
+        population = len(stored_ids | stats.seen_ids)
         held_back = guard.refusal(len(candidates), population, f"{where} in the store")
         if held_back:
             log.warning("%s", held_back)
