@@ -39,11 +39,11 @@ def problems(environ: dict[str, str]) -> list[str]:
     image = environ.get("IMAGE", "").strip()
     if not image:
         found.append("IMAGE is not set: export IMAGE=<registry>/knack-services (the repository, no tag)")
-    elif not _REPOSITORY.match(image):
+    elif not _REPOSITORY.fullmatch(image):
         found.append(f"IMAGE={image!r} is not an image repository such as registry.example.org/knack-services "
                      "(no tag: the tag is the commit, or IMAGE_TAG)")
     tag = environ.get("IMAGE_TAG", "").strip()
-    if tag and (not _TAG.match(tag) or tag == "latest"):
+    if tag and (not _TAG.fullmatch(tag) or tag == "latest"):
         found.append(f"IMAGE_TAG={tag!r} is not an immutable tag (letters, digits, '.', '_', '-'; not 'latest')")
     if not environ.get("PROJECT_DIR", "").strip():
         found.append("PROJECT_DIR is not set: export PROJECT_DIR=/app (where the code is in the image)")

@@ -32,7 +32,7 @@ _LAYER_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_field_key(value: str, what: str) -> str:
-    if not _FIELD.match(value):
+    if not _FIELD.fullmatch(value):
         raise ValueError(f"{what} must be a Knack field key like field_12, got {value!r}")
     return value
 
@@ -40,7 +40,7 @@ def _check_field_key(value: str, what: str) -> str:
 class ContainerConfig(BaseModel):
     """One Knack object or view, and where its records go."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     app: str
     key: str
@@ -62,14 +62,14 @@ class ContainerConfig(BaseModel):
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not _CONTAINER.match(value):
+        if not _CONTAINER.fullmatch(value):
             raise ValueError(f"container key must be object_N or view_N, got {value!r}")
         return value
 
     @field_validator("scene_id")
     @classmethod
     def _scene(cls, value: str | None) -> str | None:
-        if value is not None and not _SCENE.match(value):
+        if value is not None and not _SCENE.fullmatch(value):
             raise ValueError(f"scene_id must be a Knack scene key like scene_3, got {value!r}")
         return value
 
@@ -77,6 +77,11 @@ class ContainerConfig(BaseModel):
     @classmethod
     def _modified(cls, value: str) -> str:
         return _check_field_key(value, "modified_date_field_id")
+
+    @field_validator("location_fields", mode="before")
+    @classmethod
+    def _location_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value  # YAML has lists; strict tuples refuse them
 
     @field_validator("location_fields")
     @classmethod
@@ -88,7 +93,7 @@ class ContainerConfig(BaseModel):
     def _field_map(cls, value: dict[str, str]) -> dict[str, str]:
         for field, name in value.items():
             _check_field_key(field, "socrata_field_map key")
-            if not isinstance(name, str) or not _SOCRATA_NAME.match(name):
+            if not isinstance(name, str) or not _SOCRATA_NAME.fullmatch(name):
                 raise ValueError(f"socrata_field_map[{field}] must be a lower-case column name, got {name!r}")
             if name == "id":
                 raise ValueError(f"socrata_field_map[{field}] cannot be 'id': that column holds the Knack record id")
@@ -97,21 +102,21 @@ class ContainerConfig(BaseModel):
     @field_validator("append_timestamp_column")
     @classmethod
     def _timestamp_column(cls, value: str | None) -> str | None:
-        if value is not None and (not _SOCRATA_NAME.match(value) or value == "id"):
+        if value is not None and (not _SOCRATA_NAME.fullmatch(value) or value == "id"):
             raise ValueError(f"append_timestamp_column must be a lower-case column name other than id, got {value!r}")
         return value
 
     @field_validator("upsert_matching_field")
     @classmethod
     def _matching_field(cls, value: str) -> str:
-        if not _LAYER_FIELD.match(value):
+        if not _LAYER_FIELD.fullmatch(value):
             raise ValueError(f"upsert_matching_field must be an ArcGIS field name (letters, digits, _), got {value!r}")
         return value
 
     @field_validator("socrata_resource_id")
     @classmethod
     def _resource(cls, value: str | None) -> str | None:
-        if value is not None and not _RESOURCE.match(value):
+        if value is not None and not _RESOURCE.fullmatch(value):
             raise ValueError(f"socrata_resource_id must look like abcd-1234, got {value!r}")
         return value
 
@@ -140,7 +145,7 @@ class ContainerConfig(BaseModel):
 class AppConfig(BaseModel):
     """Settings of one Knack app and its containers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str
     rate_limit_per_second: float = Field(default=10, gt=0, le=100)
@@ -151,7 +156,7 @@ class AppConfig(BaseModel):
 class Settings(BaseModel):
     """Store settings shared by every app."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     bucket: str | None = "atd-knack-services"
     store: Literal["auto", "s3", "local"] = "auto"
@@ -204,6 +209,8 @@ def _describe(exc: ValidationError) -> str:
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif not err["type"].startswith("value_error") and not isinstance(err.get("input"), dict | list):
+            msg += f", got {err.get('input')!r}"  # e.g. "layer_id: Input should be a valid integer, got True"
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 
@@ -222,7 +229,7 @@ def parse_config(raw: Any, path: str) -> Config:
     apps: dict[str, AppConfig] = {}
     for app_name, app_raw in (raw.get("apps") or {}).items():
         where = f"{path}: app {app_name!r}"
-        if not isinstance(app_name, str) or not _APP_NAME.match(app_name):
+        if not isinstance(app_name, str) or not _APP_NAME.fullmatch(app_name):
             raise ConfigError(f"{where}: app names are lower-case letters, digits and dashes")
         if not isinstance(app_raw, dict) or not isinstance(app_raw.get("containers"), dict):
             raise ConfigError(f"{where}: expected a mapping with a 'containers' mapping")

@@ -227,16 +227,36 @@ def since_filter(field_key: str, since: datetime, tz: tzinfo) -> dict[str, Any]:
 
 
 def parse_since(text: str | datetime) -> datetime:
-    """An aware UTC datetime from any ISO-8601 date or date-time (or a datetime); no offset means UTC."""
+    """An aware UTC datetime from any ISO-8601 date or date-time (or a datetime); no offset means UTC.
+
+    A date before 1970 or after tomorrow is refused: it is a typo, not a backfill.
+    """
     if isinstance(text, datetime):
-        return (text if text.tzinfo else text.replace(tzinfo=UTC)).astimezone(UTC)
-    value = str(text).strip()
+        parsed, given = text, text.isoformat()
+    else:
+        given = str(text).strip()
+        try:
+            parsed = datetime.fromisoformat(given.replace("z", "Z"))
+        except ValueError:
+            raise ConfigError(f"cannot read {text!r} as a date: use ISO-8601, e.g. 2024-03-01 or "
+                              f"2024-03-01T08:30:00-06:00 (no offset means UTC)") from None
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ConfigError(f"cannot read {text!r} as a date: use ISO-8601, e.g. 2024-03-01 or "
-                          f"2024-03-01T08:30:00-06:00 (no offset means UTC)") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        since = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00-06:00 has no UTC instant
+        since = EARLIEST_SINCE - timedelta(days=1)
+    check_since_range(since, given)
+    return since
+
+
+EARLIEST_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def check_since_range(since: datetime, given: str, now: datetime | None = None) -> None:
+    """A backfill date is between 1970 and tomorrow: an older one is a typo, a later one would fetch nothing."""
+    latest = (now or datetime.now(UTC)) + timedelta(days=1)
+    if not EARLIEST_SINCE <= since <= latest:
+        raise ConfigError(f"the date {given!r} is outside the range a backfill can start from "
+                          f"({EARLIEST_SINCE:%Y-%m-%d} to {latest:%Y-%m-%d}); use --full to read every record")
 
 
 def is_knack_id(value: object) -> bool:

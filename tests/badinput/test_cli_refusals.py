@@ -39,7 +39,18 @@ finally:
     ("metadata_to_s3.py", ["-a", "nope", "-e", "dev"], 1, "metadata-to-s3 failed: "),
     ("sync_app.py", ["-a", "nope", "-e", "dev", "--config", "missing.yaml"],
      1, "sync-app failed: cannot read config file missing.yaml"),
-], ids=["unknown-app", "unknown-container", "unconfigured-destination", "env", "date", "metadata-app", "no-config"])
+    ("sync.py", ["-a", "demo\n", "-c", "object_1", "-e", "dev"],
+     1, f"sync failed: {CONFIG}: unknown app 'demo\\n' (configured apps: demo)"),
+    ("sync.py", ["-a", "demo", "-c", "object_1 ", "-e", "dev"],
+     1, f"sync failed: {CONFIG}: app 'demo' has no container 'object_1 '"),
+    ("sync.py", ["-a", "demo", "-c", "object_1", "-e", "dev\n"],
+     2, "sync failed: env must be 'prod' or 'dev', got 'dev\\n'"),
+    ("records_to_s3.py", ["-a", "demo", "-c", "object_1", "-e", "dev", "-d", "0201-03-01"],
+     1, "records-to-s3 failed: the date '0201-03-01' is outside the range a backfill can start from (1970-01-01 to"),
+    ("sync.py", ["-a", "demo", "-c", "object_1", "-e", "dev", "-d", "9999-12-31T23:59:59-06:00"],
+     1, "sync failed: the date '9999-12-31T23:59:59-06:00' is outside the range"),
+], ids=["unknown-app", "unknown-container", "unconfigured-destination", "env", "date", "metadata-app", "no-config",
+        "app-newline", "container-space", "env-newline", "date-too-old", "date-too-late"])
 def test_a_config_mistake_is_one_line_before_prefect_is_imported(script: str, args: list[str], code: int,
                                                                   expected: str) -> None:
     proc = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / "flows" / script), "--config", str(CONFIG),

@@ -42,6 +42,19 @@ def app_with(container: Any = None, **app: Any) -> dict[str, Any]:
     (app_with({**OBJECT, "socrata_field_map": {"field_2": "id"}}), "socrata_field_map[field_2] cannot be 'id'"),
     (app_with({**OBJECT, "append_timestamp_column": "Published At"}), "append_timestamp_column must be"),
     (app_with({**OBJECT, "upsert_matching_field": "record id"}), "upsert_matching_field must be an ArcGIS field"),
+    # types are strict: YAML's true/"yes"/"10" are not an integer, a boolean, a number
+    (app_with({**OBJECT, "layer_id": True}), "layer_id: Input should be a valid integer, got True"),
+    (app_with({**OBJECT, "no_replace_socrata": "yes"}), "no_replace_socrata: Input should be a valid boolean, got 'yes'"),
+    (app_with(rate_limit_per_second="10"), "rate_limit_per_second: Input should be a valid number, got '10'"),
+    ({"store_workers": 8.5, "apps": {}}, "settings: store_workers: Input should be a valid integer, got 8.5"),
+    ({"store_workers": True, "apps": {}}, "settings: store_workers: Input should be a valid integer, got True"),
+    # names are matched whole: a trailing newline or space is not the name
+    ({"store": "local\n", "apps": {}}, "settings: store: Input should be 'auto', 's3' or 'local', got 'local\\n'"),
+    ({"apps": {"demo\n": {"containers": {"object_1": OBJECT}}}}, "app 'demo\\n': app names are lower-case"),
+    (app_with({**OBJECT, "modified_date_field_id": "field_27\n"}), "must be a Knack field key like field_12"),
+    ({"apps": {"demo": {"containers": {"object_1 ": OBJECT}}}}, "container key must be object_N or view_N, got 'object_1 '"),
+    (app_with({**OBJECT, "socrata_resource_id": "abcd-1234\n"}), "socrata_resource_id must look like abcd-1234"),
+    (app_with({**OBJECT, "socrata_field_map": {"field_2": "status\n"}}), "socrata_field_map[field_2] must be a lower-case"),
 ], ids=lambda v: "" if isinstance(v, str) else None)
 def test_config_rule_names_what_to_fix(raw: Any, expected: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -120,6 +120,18 @@ def test_parse_since(text: str, expected: datetime) -> None:
 def test_parse_since_rejects_non_iso(text: str) -> None:
     with pytest.raises(ConfigError, match="ISO-8601"):
         parse_since(text)
+
+
+@pytest.mark.parametrize("value", ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00-06:00", "9999-12-31",
+                                   datetime(1900, 1, 1), datetime.now(UTC) + timedelta(days=2)])
+def test_parse_since_refuses_a_date_no_backfill_starts_from(value: str | datetime) -> None:
+    with pytest.raises(ConfigError, match="outside the range a backfill can start from"):
+        parse_since(value)
+
+
+def test_parse_since_takes_the_edges_of_its_range() -> None:
+    assert parse_since("1970-01-01") == datetime(1970, 1, 1, tzinfo=UTC)
+    assert parse_since(datetime.now(UTC) + timedelta(hours=23)) > datetime.now(UTC)
 
 
 @pytest.mark.parametrize(("value", "ok"), [
