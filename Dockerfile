@@ -29,5 +29,6 @@ COPY config ./config
 RUN uv sync --frozen --no-cache --no-editable
 
 USER 10001
-ENV PREFECT_HOME=/home/knack/.prefect
+ENV PREFECT_HOME=/home/knack/.prefect \
+    PREFECT_LOGGING_EXTRA_LOGGERS=tasks
 CMD ["python", "flows/sync.py", "--help"]

@@ -9,9 +9,30 @@ from collections.abc import Callable
 from typing import Any
 
 from tasks.domain.config import ENVS
-from tasks.logs import send_to_prefect
 
-send_to_prefect()
+# PREFECT_LOGGING_EXTRA_LOGGERS=tasks (pyproject.toml, the image, the work pool) sends the project's own
+# lines to each run's log; they log at Prefect's level (PREFECT_LOGGING_LEVEL), not the root's WARNING.
+logging.getLogger("tasks").setLevel(logging.getLogger("prefect.extra").getEffectiveLevel())
+
+
+
+class _NoTracebackForOurErrors(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback. For the errors this project raises on
+    purpose (each names what to fix: a refused key, a missing app, a config mistake) the traceback is
+    noise in the console and the UI: keep the message, drop the stack. Anything else keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tasks.domain.errors import KnackServicesError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KnackServicesError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    if not any(isinstance(f, _NoTracebackForOurErrors) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(_NoTracebackForOurErrors())
 
 # Each flow's time limit: a hung destination fails its run (its lock released, its cursor left) instead
 # of holding its heartbeated lock for hours.

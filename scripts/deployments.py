@@ -60,6 +60,7 @@ definitions:
         image_pull_policy: IfNotPresent
         env:
           PREFECT_LOGGING_LEVEL: INFO
+          PREFECT_LOGGING_EXTRA_LOGGERS: tasks  # chunk, edit and retry lines reach the run's log
   one_at_a_time: &one_at_a_time  # a run that finds one of its deployment going is cancelled, not failed
     limit: 1
     collision_strategy: CANCEL_NEW

@@ -170,6 +170,10 @@ class ArcGISEmulator:
             self._edit_requests = 0
             self._edits_failed = 0
 
+    def issued_tokens(self) -> list[str]:
+        """Every token this portal has issued (a test checks none of them leaked into a log or error)."""
+        return self.tokens.issued()
+
     def expire_tokens(self) -> None:
         """Invalidate every issued token: the next use answers 498."""
         self.tokens.expire_all()

@@ -35,6 +35,7 @@ class TokenBook:
     def __init__(self, lifetime_s: float) -> None:
         self.lifetime_s = lifetime_s
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._issued: list[str] = []  # every token ever issued, expired ones too (for the secret sweeps)
         self._lock = threading.Lock()
         self.generation = 0  # bumped by expire_all, so a test fixture knows its cached login is gone
 
@@ -43,7 +44,13 @@ class TokenBook:
         expires = time.time() + (self.lifetime_s if lifetime_s is None else lifetime_s)
         with self._lock:
             self._tokens[token] = (username, expires)
+            self._issued.append(token)
         return token, expires
+
+    def issued(self) -> list[str]:
+        """Every token issued so far, live or not."""
+        with self._lock:
+            return list(self._issued)
 
     def user_of(self, token: str) -> str | None:
         """The user a live token belongs to, or None when unknown or expired."""

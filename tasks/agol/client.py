@@ -100,7 +100,7 @@ class AgolTarget:
                     self.layer = self._reopen()
                     relogged = True
                     continue
-                raise AgolError(f"ArcGIS layer {self.name}: {action} failed: {_first_line(exc)}") from exc
+                raise AgolError(f"ArcGIS layer {self.name}: {action} failed: {_first_line(exc)}") from None
 
     def retrying(self, action: str) -> Retrying:
         return retry_policy(self.name, action, self.attempts, self.backoff)
@@ -150,7 +150,7 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
     except (AgolError, ConfigError):
         raise
     except Exception as exc:
-        raise AgolError(f"ArcGIS item {service_id} layer {layer_id}: cannot open: {_first_line(exc)}") from exc
+        raise AgolError(f"ArcGIS item {service_id} layer {layer_id}: cannot open: {_first_line(exc)}") from None
     target = AgolTarget(layer, LayerInfo.from_properties(props), reopen=connect, attempts=attempts,
                         backoff=backoff)
     actual = "table" if target.info.geometry_type is None else "layer"

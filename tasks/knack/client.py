@@ -64,6 +64,13 @@ def _knack_message(response: requests.Response) -> str:
     return (response.text or response.reason or "").strip()[:500] or f"HTTP {response.status_code}"
 
 
+_REFUSAL_HINTS = {  # what to check when Knack refuses: the credentials come from knack-<app>-<env>
+    401: "; check the API key (block knack-<app>-<env>, or KNACK_API_KEY)",
+    403: "; the view needs a logged-in user: publish a view that is open to the API",
+    404: "; check the app id (block knack-<app>-<env>, or KNACK_APP_ID) and the container in the config",
+}
+
+
 class KnackClient:
     """Requests to one Knack app on behalf of ``app_name``; the API key never leaves ``creds``."""
 
@@ -307,8 +314,9 @@ class KnackClient:
                                   container=container, url=route, status=status)
         if is_transient_status(status):
             raise TransientReply(status, message, self._reset_wait(response) if status == 429 else None)
-        raise KnackError(f"Knack refused the request: HTTP {status}: {message}", app=self.app_name,
-                         container=container, url=route, status=status)
+        raise KnackError(f"Knack refused the request: HTTP {status}: {message}"
+                         f"{_REFUSAL_HINTS.get(status, '').replace('<app>', self.app_name or '<app>')}",
+                         app=self.app_name, container=container, url=route, status=status)
 
     def _pace(self, abandon: threading.Event | None) -> None:
         """Space this client's requests 1/limit apart before asking the limiter.

@@ -56,8 +56,9 @@ def test_wrong_knack_key_is_a_401_naming_app_and_container(make_rig) -> None:
     state = rig.run()
     assert state.is_failed()
     message = error_of(state)
-    assert ("Knack refused the request: HTTP 401: Unauthorized Object Access (app demo, container object_1, "
-            "url /objects/object_1/records)") in message, message
+    assert ("Knack refused the request: HTTP 401: Unauthorized Object Access; check the API key (block "
+            "knack-demo-<env>, or KNACK_API_KEY) (app demo, container object_1, url /objects/object_1/records)"
+            ) in message, message
     assert_store_untouched(rig)
 
 

@@ -55,3 +55,20 @@ def test_no_secret_in_any_log_the_prefect_api_stored(make_rig) -> None:
     assert rig.run().is_failed()
     text = assert_no_secret_in_api_logs(started)
     assert text, "the API should hold the run's logs"
+
+
+def test_the_projects_own_lines_reach_the_runs_log_in_the_api(make_rig) -> None:
+    """PREFECT_LOGGING_EXTRA_LOGGERS=tasks: each Socrata chunk and ArcGIS edit batch is in a run's log."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterTimestamp
+    from prefect.logging.handlers import APILogWorker
+
+    started = datetime.now(UTC)
+    rig: Rig = make_rig(records=10)
+    assert rig.run().is_completed()
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(timestamp=LogFilterTimestamp(after_=started)), limit=200)
+    ours = {log.name: log for log in logs if log.name.startswith("tasks.") and log.flow_run_id is not None}
+    assert "chunk 1, 10 rows" in ours["tasks.socrata.client"].message, ours
+    assert "chunk 1, 10 features" in ours["tasks.agol.client"].message, ours

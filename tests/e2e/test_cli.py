@@ -77,3 +77,15 @@ def test_sync_script_runs_ephemeral_with_env_credentials(tmp_path: Path, socrata
         assert "the store is up to date, but publishing to socrata failed" in failed.stderr
         assert env["SOCRATA_PASSWORD"] not in failed.stdout + failed.stderr
         assert len(list((store / "dev" / "demo" / "object_1").glob("*.json"))) == len(knack.records("object_1"))
+
+        # Knack refuses the key (401) or does not know the app (404): one clear line, no traceback
+        for var, value, refusal in (("KNACK_API_KEY", "wrong-" + knack.api_key, "HTTP 401"),
+                                    ("KNACK_APP_ID", "0" * 24, "HTTP 404: Application not found; check the app id")):
+            refused = sync_cli({**env, var: value}, "-a", "demo", "-c", "object_2", "-e", "dev", "--full")
+            output = refused.stdout + refused.stderr
+            assert refused.returncode == 1, output[-3000:]
+            said = [line for line in refused.stderr.splitlines() if line.startswith("sync failed:")]
+            assert len(said) == 1 and said[0].startswith("sync failed: Knack refused the request: " + refusal), \
+                output[-3000:]
+            assert "Traceback" not in output, output[-3000:]
+            assert value not in output or var == "KNACK_APP_ID"

@@ -117,9 +117,9 @@ class RigFactory:
             for server in servers:
                 server.stop()
             self.agol.set_faults()
-            rig.assert_no_secrets()
+            rig.assert_no_secrets(since=self.started)
         if self.made:
-            assert_no_secret_in_api_logs(self.started)
+            assert_no_secret_in_api_logs(self.started, self.agol.issued_tokens())
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from base64 import b64encode
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import yaml
 
@@ -38,9 +40,25 @@ WRONG_SECRET = "wrongpass-Z5tG2q-SECRET-9a0b"  # a mistyped key or password must
 SECRETS = (KNACK_API_KEY, SOCRATA_PASSWORD, SOCRATA_APP_TOKEN, AGOL_PASSWORD, AWS_SECRET, WRONG_SECRET)
 
 
-def find_secrets(text: str) -> list[str]:
-    """Every distinctive secret that occurs in ``text``."""
-    return [s for s in SECRETS if s in text]
+USERS = (SOCRATA_USER, AGOL_USER, "testing")  # the user names a secret is paired with in Basic auth
+
+
+def encoded_forms(secret: str, users: Iterable[str] = USERS) -> set[str]:
+    """``secret`` as it could appear once encoded: URL-encoded (both ways), in a Basic auth header with any
+    known user, and base64 at each of the three alignments inside a longer base64 text."""
+    raw = secret.encode()
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    forms |= {b64encode(f"{user}:{secret}".encode()).decode() for user in users}
+    for shift in range(3):  # inside a longer base64 text: drop the quads the neighbours' bytes reach into
+        encoded = b64encode(b"\0" * shift + raw).decode()
+        forms.add(encoded[4 if shift else 0:len(encoded) - 4])
+    return forms
+
+
+def find_secrets(text: str, extra: Iterable[str] = ()) -> list[str]:
+    """Every distinctive secret (and each of ``extra``, e.g. issued tokens) that occurs in ``text``, as it is
+    or encoded (see ``encoded_forms``)."""
+    return [s for s in (*SECRETS, *extra) if any(form in text for form in encoded_forms(s))]
 
 
 class LogCapture(logging.Handler):
@@ -172,16 +190,19 @@ class Rig(Pipeline):
         prefix = f"{self.env}/{self.app}/_state/{container}/lock-"
         return [k for k in self.all_keys() if k.startswith(prefix)]
 
-    def assert_no_secrets(self, *extra: str) -> None:
-        """No secret in the captured logs, the errors seen, the artifacts or any stored object."""
+    def assert_no_secrets(self, *extra: str, since: datetime | None = None) -> None:
+        """No secret, and no ArcGIS token issued so far, in the captured logs, the errors seen, the
+        artifacts made since ``since`` (all when None) or any stored object."""
+        tokens = self.arcgis.issued_tokens()
         texts = [*self.texts, *extra, self.log.text if self.log else ""]
         for text in texts:
-            assert not find_secrets(text), f"a secret leaked: {find_secrets(text)} in {text[:300]!r}"
+            found = find_secrets(text, tokens)
+            assert not found, f"a secret leaked: {found} in {text[:300]!r}"
         for key in self.all_keys():
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8", "replace")
-            assert not find_secrets(body), f"a secret is stored in {key}"
-        artifacts = read_artifacts()
-        assert not find_secrets(artifacts), "a secret is in a Prefect artifact"
+            assert not find_secrets(body, tokens), f"a secret is stored in {key}"
+        artifacts = read_artifacts(since)
+        assert not find_secrets(artifacts, tokens), "a secret is in a Prefect artifact"
 
 
 def _notes(record: dict[str, Any]) -> str | None:
@@ -207,12 +228,20 @@ def error_of(state: Any) -> str:
     return str(state.message)
 
 
-def read_artifacts() -> str:
-    """Every artifact's data and description, as one text."""
+def read_artifacts(since: datetime | None = None) -> str:
+    """Every artifact's data and description (those made from ``since`` on, when given), as one text."""
     from prefect.client.orchestration import get_client
 
+    texts: list[str] = []
     with get_client(sync_client=True) as client:
-        return "\n".join(f"{a.key} {a.description} {a.data}" for a in client.read_artifacts(limit=200))
+        offset = 0
+        while True:
+            page = client.read_artifacts(limit=200, offset=offset)
+            texts += [f"{a.key} {a.description} {a.data}" for a in page
+                      if since is None or a.created is None or a.created >= since]
+            if len(page) < 200:
+                return "\n".join(texts)
+            offset += 200
 
 
 def api_log_text(since: datetime) -> str:
@@ -235,11 +264,12 @@ def api_log_text(since: datetime) -> str:
             offset += 200
 
 
-def assert_no_secret_in_api_logs(since: datetime) -> str:
+def assert_no_secret_in_api_logs(since: datetime, tokens: Iterable[str] = ()) -> str:
     """The secret sweep of the Prefect API's logs: no secret in any line stored from ``since`` on.
     Needs nothing from other tests, so any test can run it, in any order; returns the text swept."""
     text = api_log_text(since)
-    assert not find_secrets(text), f"a secret is in a log line the Prefect API stored: {find_secrets(text)}"
+    found = find_secrets(text, tokens)
+    assert not found, f"a secret is in a log line the Prefect API stored: {found}"
     return text
 
 
