@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from prefect.logging import get_run_logger
 
+from tasks.deadline import TimeLimitReached, time_limit
 from tasks.domain.config import ContainerConfig, Settings, delete_guard
 from tasks.domain.errors import DeletesHeldBack, StoreError
 from tasks.domain.formatting import (
@@ -161,7 +162,21 @@ def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, 
 
     Never a replace: the destination is never empty or partial while this runs. The cursor moves
     only when everything was sent, no record was left out and no delete was held back by the guard.
+    It stops at ``publish_time_limit_seconds`` (a hung destination), with the same guarantees.
     """
+    where = f"{app}/{cfg.key} → {destination.role}"
+    with time_limit(settings.publish_time_limit_seconds, where) as deadline:
+        try:
+            return _publish(destination, app, cfg, env, settings, full=full, since=since,
+                            allow_mass_delete=allow_mass_delete)
+        except Exception as exc:
+            if deadline.remaining() <= 0 and not isinstance(exc, TimeLimitReached):
+                raise deadline.reached() from None  # the timeout it caused says less than this
+            raise
+
+
+def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, settings: Settings, *,
+             full: bool, since: datetime | None, allow_mass_delete: bool) -> PublishResult:
     log = get_run_logger()
     clock = time.monotonic()
     with publishing(app, cfg, env, settings, destination.role, full=full, since=since) as ctx:

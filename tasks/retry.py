@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_random_exponential,
+)
+
+from tasks.deadline import time_left
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_WAIT_SECONDS = 60.0
@@ -99,5 +108,14 @@ def retrying(*, attempts: int | Callable[[RetryCallState], bool], wait: Wait,
     """A tenacity loop: retries ``retry_on`` failures only, at most ``attempts`` tries (or a stop rule),
     waiting ``wait``; the last failure is raised as itself."""
     stop = stop_after_attempt(attempts) if isinstance(attempts, int) else attempts
-    return Retrying(retry=retry_if_exception(retry_on), stop=stop, wait=wait, before_sleep=before_sleep,
-                    sleep=sleep, reraise=True)
+
+    def out_of_time(state: RetryCallState) -> bool:  # inside a publish's time limit (tasks/deadline.py)
+        left = time_left()
+        return left is not None and left <= 0
+
+    def wait_in_time(state: RetryCallState) -> float:
+        left = time_left()
+        return wait(state) if left is None else max(0.0, min(wait(state), left))
+
+    return Retrying(retry=retry_if_exception(retry_on), stop=stop_any(stop, out_of_time), wait=wait_in_time,
+                    before_sleep=before_sleep, sleep=sleep, reraise=True)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying
 
+from tasks.deadline import bound_session
 from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal
 from tasks.domain.batching import chunked
 from tasks.domain.errors import AgolError, ConfigError
@@ -177,6 +178,7 @@ def configure_session(gis: Any, timeout: float = REQUEST_TIMEOUT) -> Any:
     session._retry = Retry(total=0, connect=0, read=0, status=0, other=0, redirect=False,
                            status_forcelist=(), raise_on_status=False)
     session._rebuild_adapter()
+    bound_session(session._session)  # and each request cut to the publish's time left (tasks/deadline.py)
     return gis
 
 

@@ -169,6 +169,8 @@ class Settings(BaseModel):
     knack_cursor_lag_seconds: int = Field(default=120, ge=0, le=86400)
     delete_guard_share: float = Field(default=0.05, ge=0, le=1)
     delete_guard_min: int = Field(default=10, ge=0)
+    # a publish (one destination of one container) that runs longer fails: lock released, cursor left
+    publish_time_limit_seconds: int = Field(default=6600, ge=10, le=86400)
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:

@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 
 from tasks.clock import utc_now
 from tasks.credentials import socrata_credentials
+from tasks.deadline import bound_session
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import ConfigError, UnpublishableRecords
 from tasks.domain.results import PublishResult
@@ -43,6 +44,7 @@ class SocrataDataset:
     def open(self, ctx: PublishContext) -> None:
         self.ctx = ctx
         self.client = socrata_credentials(self.env).get_client()
+        bound_session(self.client.session)  # every request cut to the publish's time left
         self.schema: SocrataSchema = fetch_schema(self.client, self.resource_id)
         self.schema.check_publishable()
         dropped = dropped_columns(ctx.names, self.schema, self.cfg.append_timestamp_column)

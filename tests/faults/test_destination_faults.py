@@ -8,6 +8,7 @@ other destination publishes regardless. Every case ends with a converged run.
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import pytest
@@ -117,3 +118,29 @@ def test_agol_real_5xx_after_an_applied_edit_adds_no_duplicate(make_rig) -> None
     assert report["published"]["agol"]["upserted"] == 60
     rig.assert_converged()  # each id once in the layer
 
+
+
+@pytest.mark.parametrize("hung", ["socrata", "agol"])
+def test_a_hung_destination_stops_at_its_time_limit(make_rig, hung: str) -> None:
+    """Every request to one destination hangs for five minutes: its publish stops at its 10 s limit (its
+    thread is blocked reading a socket, which Prefect's flow timeout cannot interrupt), releases its lock
+    and keeps its cursor; the other destination publishes; the next run converges."""
+    rig: Rig = make_rig(records=30, settings={"publish_time_limit_seconds": 10})
+    emulator = rig.socrata if hung == "socrata" else rig.arcgis
+    emulator.set_faults(latency_ms=300_000)
+    started = time.monotonic()
+    state = rig.run()
+    took = time.monotonic() - started
+    assert state.is_failed()
+    assert f"object_1 → {hung}: stopped at its time limit of 10 s" in error_of(state), error_of(state)
+    assert took < 150, f"the run took {took:.0f} s: the hung requests were not cut at the limit"
+    assert rig.locks() == [], "the hung destination's lock must be released"
+    cursors = rig.cursors()
+    assert cursors[hung] is None, "the hung destination's cursor must not move"
+    other = "agol" if hung == "socrata" else "socrata"
+    assert cursors[other] is not None and cursors[other]["upserted"] == 30
+
+    emulator.set_faults()
+    report = rig.ok()
+    assert report["published"][hung]["upserted"] == 30
+    rig.assert_converged()
