@@ -60,13 +60,14 @@ def parser(description: str, *, container: bool = True, date: bool = True) -> ar
 
 
 def run(flow_fn: Callable[..., Any], kwargs: dict[str, Any]) -> int:
-    """Run a flow from the command line; exit code 0 when it completed, 1 when it failed."""
-    logging.getLogger("prefect").setLevel(logging.INFO)
+    """Run a flow from the command line; exit code 0 when it completed, 1 when it failed.
+
+    How much the run logs is Prefect's own setting, PREFECT_LOGGING_LEVEL (INFO by default)."""
     state = flow_fn(**kwargs, return_state=True)
     if state.is_completed():
         return 0
     try:
         state.result()
-    except Exception as exc:  # the run already logged the traceback; say what failed in one line
+    except Exception as exc:  # the run already logged it; say what failed in one line
         print(f"{flow_fn.name} failed: {exc}", file=sys.stderr)
     return 1
