@@ -162,3 +162,18 @@ def test_a_column_remap_resends_every_row_on_a_reconcile(pipeline: Pipeline) -> 
     assert sent(run(p, full=True))[:2] == (n, n)
     reset_logs(p)
     assert sent(run(p, full=True)) == (0, 0, 0, 0)
+
+
+def test_the_command_lines_take_republish(pipeline: Pipeline) -> None:
+    from flows.records_to_socrata import main as records_to_socrata_main
+    from flows.sync import main as sync_main
+
+    p = pipeline
+    n = len(p.knack_ids(C))
+    args = ["-a", p.app, "-c", C, "-e", p.env, "--config", str(p.config_path)]
+    assert sync_main(args) == 0
+    reset_logs(p)
+    assert sync_main([*args, "--full"]) == 0
+    assert socrata_sent(p) == (0, 0) and arcgis_sent(p) == 0
+    assert records_to_socrata_main([*args, "--republish"]) == 0  # one destination on its own
+    assert socrata_sent(p) == (n, 0) and arcgis_sent(p) == 0
