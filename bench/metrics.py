@@ -118,4 +118,10 @@ def checks(result: dict[str, Any], changed: int) -> dict[str, Any]:
         got = [inc["s3"]["record_puts"], inc["socrata"]["rows_sent"], inc["arcgis"]["features_sent"]]
         out["incremental:K_puts_rows_features"] = {"value": got, "expected": changed,
                                                    "ok": got == [changed] * 3}
+    rec = phases.get("reconcile")
+    if rec and not result["params"].get("store_only"):  # only what the destinations lack: edits not yet sent
+        edits = 0 if inc else changed
+        got = [rec["socrata"]["rows_sent"], rec["arcgis"]["features_sent"]]
+        out["reconcile:rows_features==edits_not_yet_published"] = {"value": got, "expected": edits,
+                                                                    "ok": got == [edits] * 2}
     return out

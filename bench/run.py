@@ -6,7 +6,8 @@ S3 endpoint; then runs ``sync`` of ``demo/object_1`` three times, each in a fres
 
 1. ``full``: first run (no cursor, cold metadata cache);
 2. ``incremental``: after K edits and D deletes in Knack;
-3. ``reconcile``: ``--full`` (sees the D deletes).
+3. ``reconcile``: ``--full`` (sees the D deletes; sends the destinations only what they lack: with
+   ``--phases full,reconcile`` the K edits and D deletes are made before it).
 
 Prints one JSON object (also written to ``--json``): per phase wall seconds, records/s, Knack
 requests and pages/s (emulator counters), T*/T, S3 PUTs/GETs (server side), Socrata rows and ArcGIS
@@ -206,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         result["phases"] = {}
         cache = "cold"
         for name in phases:
-            if name == "incremental":
-                _edit(urls["knack"], args, ids)
+            if name == "incremental" or (name == "reconcile" and "incremental" not in phases):
+                _edit(urls["knack"], args, ids)  # a reconcile alone after the full sync sees the edits itself
             load = os.getloadavg()[0]
             result["phases"][name] = phase = measure(name, args, work, env, config, urls, name == "reconcile", ca,
                                                      cfg.socrata_resource_id, cache)

@@ -41,7 +41,8 @@ LIMITS = {"metadata-to-s3": 600, "records-to-s3": 3 * 3600, "records-to-socrata"
 
 
 def parser(description: str, *, container: bool = True, date: bool = True) -> argparse.ArgumentParser:
-    """An argument parser with the seed's flags: -a/--app-name, -c/--container, -e/--env, -d/--date, --full."""
+    """An argument parser with the seed's flags (-a/--app-name, -c/--container, -e/--env, -d/--date, --full)
+    and ours (--republish, --allow-mass-delete, --config)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("-a", "--app-name", required=True, help="app name as configured (e.g. data-tracker)")
     if container:
@@ -51,7 +52,10 @@ def parser(description: str, *, container: bool = True, date: bool = True) -> ar
         p.add_argument("-d", "--date", default=None,
                        help="ISO-8601 date or instant; only records modified at or after it (no offset = UTC)")
         p.add_argument("--full", action="store_true",
-                       help="full refresh: every record, and deletes of what Knack confirms gone")
+                       help="full refresh: every record from Knack; destinations reconciled (what differs from what "
+                            "they received or went missing there, and deletes of what Knack confirms gone)")
+        p.add_argument("--republish", action="store_true",
+                       help="send every stored record to the destinations again (repairs rows edited there by hand)")
         p.add_argument("--allow-mass-delete", action="store_true",
                        help="let this run delete more than the mass-delete guard allows (a real purge in Knack)")
     p.add_argument("--config", default=None, help="config file (default: $KNACK_SERVICES_CONFIG or "

@@ -1,4 +1,4 @@
-"""Publish a container from the store to ArcGIS Online: ``python flows/records_to_agol.py -a -c -e [-d] [--full]``."""
+"""Publish a container from the store to ArcGIS Online: ``python flows/records_to_agol.py -a -c -e [-d] [--full] [--republish]``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from tasks.store.open import log_store_choice
 @flow(name="records-to-agol", timeout_seconds=LIMITS["records-to-agol"],
       flow_run_name="records-to-agol-{app}-{container}-{env}")
 def records_to_agol(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
-                    config_path: str | None = None, allow_mass_delete: bool = False) -> PublishResult:
+                    config_path: str | None = None, allow_mass_delete: bool = False,
+                    republish: bool = False) -> PublishResult:
     """Records changed in the store since the ArcGIS cursor (all with ``full``) → the layer or table.
 
     Args:
@@ -36,14 +37,17 @@ def records_to_agol(app: str, container: str, env: Env, since: datetime | None =
         env: The environment: the store's prefix and the suffix of every credential block.
         since: Publish records stored at or after this instant instead of from the ArcGIS cursor (a
             backfill); empty means from the cursor. No offset means UTC.
-        full: Full refresh: every record (and deletes of what Knack no longer has).
+        full: Reconcile: send what differs from what the destination received or went missing there, and
+            delete what Knack no longer has.
         config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
         allow_mass_delete: Let this run delete more than the mass-delete guard allows (a real purge in Knack).
+        republish: Send every stored record again, whatever the destination received (repairs rows edited
+            there by hand); with a reconcile's deletes and repairs.
     """
     config, _, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     return publish_agol(app, cfg, env, config.settings, full, parse_since(since) if since else None,
-                        allow_mass_delete)
+                        allow_mass_delete, republish)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     return run(records_to_agol, {"app": args.app_name, "container": args.container, "env": args.env,
                                     "since": since, "full": args.full,
                                     "config_path": args.config,
-                                    "allow_mass_delete": args.allow_mass_delete})
+                                    "allow_mass_delete": args.allow_mass_delete,
+                                    "republish": args.republish})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The main job: one container from Knack to the store, then to each destination it publishes to.
 
-``python flows/sync.py -a <app> -c <container> -e <env> [-d DATE] [--full] [--only socrata|agol]``
+``python flows/sync.py -a <app> -c <container> -e <env> [-d DATE] [--full] [--republish] [--only socrata|agol]``
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
 from tasks.report import publish_report
 from tasks.store.open import log_store_choice
+from tasks.store.shared_reads import sharing_reads
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}
 
@@ -55,7 +56,7 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[Destination] | list[str
       flow_run_name="sync-{app}-{container}-{env}")
 def sync(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
          destinations: list[Destination] | None = None, config_path: str | None = None,
-         allow_mass_delete: bool = False) -> dict[str, Any]:
+         allow_mass_delete: bool = False, republish: bool = False) -> dict[str, Any]:
     """Knack → store → Socrata and ArcGIS, each destination on its own cursor.
 
     Args:
@@ -64,10 +65,13 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         env: The environment: the store's prefix and the suffix of every credential block.
         since: Fetch and publish records modified at or after this instant instead of each cursor
             (a backfill); empty means from the cursors. No offset means UTC.
-        full: Full refresh: every record, and deletes of what Knack no longer has, everywhere.
+        full: Full refresh of the store (every record, deletes of what Knack no longer has); each destination
+            is reconciled: sent what differs from what it received or went missing there, and the deletes.
         destinations: Publish to these destinations only; empty means every configured one.
         config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
         allow_mass_delete: Let this run delete more than the mass-delete guard allows (a real purge in Knack).
+        republish: Send every stored record to each destination again, whatever it received (repairs rows
+            edited there by hand).
     """
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
@@ -79,8 +83,9 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
                      allow_mass_delete)
 
     # store → destinations: concurrent subflows, so one destination's outage never holds back the other
-    runs = {}
-    with ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
+    runs = {}  # the destinations read each stored record once between them
+    with sharing_reads(env, app, container, targets), \
+            ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
         for name in targets:
             publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
             if full and not publish_full:
@@ -88,7 +93,7 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
             # each thread runs in a copy of this context, so the subflow knows its parent flow run
             runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
                                      container=container, env=env, full=publish_full, config_path=config_path,
-                                     allow_mass_delete=allow_mass_delete, return_state=True)
+                                     allow_mass_delete=allow_mass_delete, republish=republish, return_state=True)
     states = {name: run.result() for name, run in runs.items()}
     published: dict[str, PublishResult | PublishFailure] = {
         name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return refused("sync", exc)
     return run(sync, {"app": args.app_name, "container": args.container, "env": args.env, "since": since,
                       "full": args.full, "destinations": args.destinations, "config_path": args.config,
-                      "allow_mass_delete": args.allow_mass_delete})
+                      "allow_mass_delete": args.allow_mass_delete, "republish": args.republish})
 
 
 if __name__ == "__main__":

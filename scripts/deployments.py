@@ -1,7 +1,8 @@
 """Write prefect.yaml from the container config: ``python scripts/deployments.py [--check] [--config FILE]``.
 
-Every configured container gets a ``sync`` deployment per environment (hourly incremental, nightly full
-reconcile, one run at a time: a newcomer is cancelled while one is going); every app a ``sync-app``
+Every configured container gets a ``sync`` deployment per environment (hourly incremental, nightly
+reconcile, a republish on ``republish_cron`` when the config sets one; one run at a time: a newcomer is
+cancelled while one is going); every app a ``sync-app``
 fan-out and a ``metadata-to-s3`` deployment per environment; the seed's three record services are
 deployed once, with their parameters given at run time. ``--check`` writes nothing and exits 1 when
 prefect.yaml differs from what the config gives.
@@ -64,24 +65,44 @@ definitions:
   one_at_a_time: &one_at_a_time  # a run that finds one of its deployment going is cancelled, not failed
     limit: 1
     collision_strategy: CANCEL_NEW
+"""
+
+SCHEDULES = """\
   schedules:
     prod: &prod_schedules
       - cron: "7 * * * *"  # hourly incremental
         timezone: America/Chicago
-      - cron: "37 2 * * *"  # nightly full reconcile: deletes reach every destination
+      - cron: "37 2 * * *"  # nightly reconcile: what changed, what went missing, deletes, to every destination
         timezone: America/Chicago
-        parameters: {full: true}
+        parameters: {{full: true}}
+{prod_republish}\
     dev: &dev_schedules  # the same, paused: dev runs on demand
       - cron: "7 * * * *"
         timezone: America/Chicago
         active: false
       - cron: "37 2 * * *"
         timezone: America/Chicago
-        parameters: {full: true}
+        parameters: {{full: true}}
         active: false
+{dev_republish}\
 
 deployments:
 """
+
+REPUBLISH = """\
+      - cron: "{cron}"{comment}
+        timezone: America/Chicago
+        parameters: {{full: true, republish: true}}
+"""
+
+
+def schedules(republish_cron: str | None) -> str:
+    """The shared schedules: hourly, nightly reconcile, and the republish (``republish_cron``) if set."""
+    if republish_cron is None:
+        return SCHEDULES.format(prod_republish="", dev_republish="")
+    prod = REPUBLISH.format(cron=republish_cron, comment="  # republish: every record to every destination again")
+    dev = REPUBLISH.format(cron=republish_cron, comment="") + "        active: false\n"
+    return SCHEDULES.format(prod_republish=prod, dev_republish=dev)
 
 
 def sync_name(app: str, container: str, env: str) -> str:
@@ -95,7 +116,7 @@ def _quote(text: str) -> str:
 
 def render(config: Config) -> str:
     """prefect.yaml for ``config``: the fixed header, then the deployments in config order."""
-    out = [HEADER]
+    out = [HEADER, schedules(config.settings.republish_cron)]
     for app in config.apps.values():
         for env in ENVS:
             out.append(f"  # {app.name}, {env}: one sync deployment per container\n")

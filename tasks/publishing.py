@@ -28,11 +28,12 @@ from tasks.domain.formatting import (
     format_value,
 )
 from tasks.domain.layout import Manifest
-from tasks.domain.plan import PublishPlan, plan_publish
+from tasks.domain.plan import PublishPlan, plan_publish, received_after, with_missing
 from tasks.domain.results import PublishResult
 from tasks.store.locks import run_name
 from tasks.store.open import open_store
 from tasks.store.records import RecordStore
+from tasks.store.shared_reads import SharedReader, shared_reader
 
 
 def load_schema(store: RecordStore, container: str) -> tuple[dict[str, Any], ContainerSchema]:
@@ -45,14 +46,15 @@ def load_schema(store: RecordStore, container: str) -> tuple[dict[str, Any], Con
 
 
 def formatted_batches(store: RecordStore, container: str, ids: list[str], schema: ContainerSchema,
-                      batch: int, unreadable: list[tuple[str, str]]
+                      batch: int, unreadable: list[tuple[str, str]], shared: SharedReader | None = None
                       ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """(record id, formatted values) in batches, read with concurrent GETs.
+    """(record id, formatted values) in batches, read with concurrent GETs (once for every destination
+    of the run, with ``shared``).
 
     A record with a value that cannot be read (a malformed date) is left out and noted in
     ``unreadable`` as (id, "field_N: why"), so the others still publish.
     """
-    for docs in store.read_records(container, ids, batch=batch):
+    for docs in store.read_records(container, ids, batch=batch, shared=shared):
         rows = []
         for doc in docs:
             try:
@@ -73,8 +75,12 @@ def _unreadable_fields(doc: Mapping[str, Any], schema: ContainerSchema) -> str:
     return "; ".join(problems)
 
 
-def advance_cursor(store: RecordStore, container: str, plan: PublishPlan, counts: Mapping[str, int]) -> None:
-    """Record that the destination now holds everything up to ``plan.target``."""
+def advance_cursor(ctx: PublishContext, container: str, plan: PublishPlan, counts: Mapping[str, int]) -> None:
+    """Record what the destination now holds: the records it was sent, then everything up to ``plan.target``."""
+    store = ctx.store
+    received = received_after(ctx.received or {}, ctx.manifest, plan.changed)
+    if received != ctx.received:
+        store.write_received(container, plan.destination, received)
     if plan.advance:
         store.write_cursor(container, plan.destination, {"generation": plan.target, **counts,
                                                          "columns": dict(plan.columns)})
@@ -89,24 +95,30 @@ class PublishContext:
     names: dict[str, str]
     manifest: Manifest
     plan: PublishPlan
+    received: dict[str, str] | None = None  # what the destination last received (None: nothing recorded)
+    shared: SharedReader | None = None      # the reads shared with the run's other destinations
 
 
 @contextmanager
 def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, destination: str, *,
-               full: bool, since: datetime | None) -> Iterator[PublishContext]:
+               full: bool, since: datetime | None, republish: bool = False) -> Iterator[PublishContext]:
     """Open the store, hold the destination's lock for the container, and plan the run."""
     with open_store(env, app, settings) as store, \
             store.lock(cfg.key, run_name(), destination, timedelta(seconds=settings.lock_ttl_seconds)):
         _, schema = load_schema(store, cfg.key)
         names = destination_names(schema, cfg.socrata_field_map)
         manifest = store.load_manifest(cfg.key)
-        plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination,
-                            full=full, since=since, columns=names)
+        received = store.read_received(cfg.key, destination)
+        plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination, full=full,
+                            since=since, columns=names, received=received, republish=republish)
         if plan.remapped:
             get_run_logger().warning("%s/%s → %s: the columns changed since the last publish (%s): every row "
                                      "is published again, so no column mixes two fields", app, cfg.key,
                                      destination, "; ".join(plan.remapped))
-        yield PublishContext(store, schema, names, manifest, plan)
+        with shared_reader(env, app, cfg.key, destination, manifest.records) as shared:
+            if shared is not None:
+                shared.want(plan.changed)
+            yield PublishContext(store, schema, names, manifest, plan, received, shared)
 
 
 class Destination(Protocol):
@@ -132,33 +144,38 @@ class Destination(Protocol):
     def outcome(self, result: PublishResult, cursor: int) -> str: ...
 
 
-def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, log: Any
-               ) -> tuple[list[str], int]:
+def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, held: set[str] | None,
+               log: Any) -> tuple[list[str], int]:
     """(record ids to delete downstream, how many records the container holds there).
 
     Incremental: the deletes the store recorded since the cursor (each confirmed gone by Knack). A full
     refresh (or a first publish): the rows the destination holds and the store lacks, but only when the
     store holds a complete, confirmed listing (a new store started with ``-d`` holds a few records, and
     the dataset may be full from an older system) and never on a ``no_replace_socrata`` dataset.
+    ``held``: every id the destination held when the run started (listed on a full refresh).
     """
     plan = ctx.plan
     if not plan.full:
         return plan.deleted, len(ctx.manifest.records) + len(plan.deleted)
     where = f"{ctx.store.app}/{cfg.key} → {destination.name}"
+    # the deletes recorded since the cursor go in any case (each confirmed gone by Knack)
+    recorded = sorted(ctx.manifest.deleted_since(plan.cursor)) if plan.cursor else []
     if destination.role == "socrata" and cfg.no_replace_socrata:
         log.info("%s: no_replace_socrata: rows the store lacks are left in place", where)
-        return [], len(ctx.manifest.records)
+        return recorded, len(ctx.manifest.records) + len(recorded)
     if ctx.store.read_complete_listing(cfg.key) is None:
         log.info("%s: the store holds no complete listing of Knack yet (a full offload writes it): rows the "
                  "store lacks are left in place", where)
-        return [], len(ctx.manifest.records)
-    held = destination.ids()
+        return recorded, len(ctx.manifest.records) + len(recorded)
+    held = destination.ids() if held is None else held
     return sorted(held - set(ctx.manifest.records)), len(held)
 
 
 def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, settings: Settings, *,
-            full: bool, since: datetime | None, allow_mass_delete: bool = False) -> PublishResult:
-    """Upsert changed records and delete deleted ones; on a full refresh, upsert all, then delete strays.
+            full: bool, since: datetime | None, allow_mass_delete: bool = False,
+            republish: bool = False) -> PublishResult:
+    """Upsert changed records and delete deleted ones. A full refresh reconciles: it upserts what the
+    destination did not receive or lost, then deletes strays; ``republish`` upserts every record.
 
     Never a replace: the destination is never empty or partial while this runs. The cursor moves
     only when everything was sent, no record was left out and no delete was held back by the guard.
@@ -168,7 +185,7 @@ def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, 
     with time_limit(settings.publish_time_limit_seconds, where) as deadline:
         try:
             return _publish(destination, app, cfg, env, settings, full=full, since=since,
-                            allow_mass_delete=allow_mass_delete)
+                            allow_mass_delete=allow_mass_delete, republish=republish)
         except Exception as exc:
             if deadline.remaining() <= 0 and not isinstance(exc, TimeLimitReached):
                 raise deadline.reached() from None  # the timeout it caused says less than this
@@ -176,24 +193,31 @@ def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, 
 
 
 def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, settings: Settings, *,
-             full: bool, since: datetime | None, allow_mass_delete: bool) -> PublishResult:
+             full: bool, since: datetime | None, allow_mass_delete: bool, republish: bool) -> PublishResult:
     log = get_run_logger()
     clock = time.monotonic()
-    with publishing(app, cfg, env, settings, destination.role, full=full, since=since) as ctx:
+    with publishing(app, cfg, env, settings, destination.role, full=full, since=since,
+                    republish=republish) as ctx:
         plan = ctx.plan
         destination.open(ctx)
+        held = None
+        if plan.full:  # a reconcile also restores what was lost downstream; the same listing finds strays
+            held = destination.ids()
+            plan = with_missing(plan, ctx.manifest, held)
+            if ctx.shared is not None:
+                ctx.shared.want(plan.missing)
         log.info("%s/%s → %s: %s", app, cfg.key, destination.name, plan.summary())
         unreadable: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
 
         def payloads() -> Iterator[dict[str, Any]]:
             for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, destination.batch_size,
-                                           unreadable):
+                                           unreadable, ctx.shared):
                 for record_id, values in batch:
                     if (payload := destination.to_payload(record_id, values)) is not None:
                         yield payload
 
         counts = destination.upsert(payloads())
-        doomed, population = doomed_ids(destination, ctx, cfg, log)
+        doomed, population = doomed_ids(destination, ctx, cfg, held, log)
         held_back = delete_guard(settings, allow_mass_delete).refusal(
             len(doomed), population, f"{app}/{cfg.key} in {destination.name}")
         if held_back:
@@ -208,7 +232,7 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
         result = PublishResult(mode="full" if plan.full else "incremental", read=len(plan.changed),
                                upserted=counts.pop("upserted"), deleted=len(doomed), generation=plan.target,
                                seconds=round(time.monotonic() - clock, 3), counts=counts)
-        advance_cursor(ctx.store, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
+        advance_cursor(ctx, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
     log.info("%s/%s → %s: %s", app, cfg.key, destination.name,
              destination.outcome(result, plan.target if plan.advance else plan.cursor))
     return result

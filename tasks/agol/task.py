@@ -85,8 +85,9 @@ class AgolLayer:
 
 @task(name="publish-to-agol", cache_policy=NO_CACHE)
 def publish_agol(app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool = False,
-                 since: datetime | None = None, allow_mass_delete: bool = False) -> PublishResult:
+                 since: datetime | None = None, allow_mass_delete: bool = False,
+                 republish: bool = False) -> PublishResult:
     """Upsert changed features by record id and delete deleted ones; a full refresh upserts everything,
     then deletes what the store no longer has (never truncate: the map is never empty)."""
     return publish(AgolLayer(app, cfg, env, settings), app, cfg, env, settings, full=full, since=since,
-                   allow_mass_delete=allow_mass_delete)
+                   allow_mass_delete=allow_mass_delete, republish=republish)

@@ -27,6 +27,7 @@ _CONTAINER = re.compile(r"^(object|view)_\d+$")
 _SCENE = re.compile(r"^scene_\d+$")
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RESOURCE = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+_CRON = re.compile(r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$")  # five fields, one space apart
 _SOCRATA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _LAYER_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -171,6 +172,16 @@ class Settings(BaseModel):
     delete_guard_min: int = Field(default=10, ge=0)
     # a publish (one destination of one container) that runs longer fails: lock released, cursor left
     publish_time_limit_seconds: int = Field(default=6600, ge=10, le=86400)
+    # when the sync deployments resend every record to every destination (scripts/deployments.py); none: never
+    republish_cron: str | None = None
+
+    @field_validator("republish_cron")
+    @classmethod
+    def _a_cron_line(cls, value: str | None) -> str | None:
+        if value is not None and not _CRON.fullmatch(value):
+            raise ValueError(f"{value!r} is not a cron line of five fields (minute hour day month weekday), "
+                             "e.g. '37 3 * * 0' for Sundays at 03:37")
+        return value
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:

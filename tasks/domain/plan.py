@@ -3,13 +3,15 @@
 - ``check_container``: the config against the app's own metadata, before anything is written;
 - ``plan_since``: from which instant Knack is read, and whether the Knack cursor may move after;
 - ``new_generation`` / ``ids_to_delete``: the generation a changing run writes, and what a full fetch deletes;
-- ``plan_publish``: what one destination upserts and deletes, from its cursor and the manifest.
+- ``plan_publish``: what one destination upserts and deletes, from its cursor, what it received and the manifest;
+- ``with_missing`` / ``received_after``: a reconcile's repair of rows lost downstream, and what a destination
+  holds once a run succeeded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -87,12 +89,15 @@ class PublishPlan:
     advance: bool             # may the cursor move when the run succeeds
     columns: Mapping[str, str] = field(default_factory=dict)  # field key → column, recorded in the cursor
     remapped: list[str] = field(default_factory=list)         # columns whose field changed since the cursor
+    republish: bool = False   # every stored record goes again, whatever the destination received
+    missing: list[str] = field(default_factory=list)          # stored ids the destination lacks (a reconcile)
 
     def summary(self) -> str:
-        mode = "full refresh" if self.full else "incremental"
+        mode = "full refresh" if self.republish else "reconcile" if self.full else "incremental"
         again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
+        lost = f" ({len(self.missing)} of them missing there)" if self.missing else ""
         return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
-                f"{len(self.changed)} to upsert, {len(self.deleted)} to delete{again}")
+                f"{len(self.changed)} to upsert{lost}, {len(self.deleted)} to delete{again}")
 
 
 def remapped_columns(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
@@ -101,10 +106,21 @@ def remapped_columns(before: Mapping[str, str], after: Mapping[str, str]) -> lis
             if before.get(key) != after.get(key)]
 
 
+def unreceived(manifest: Manifest, received: Mapping[str, str]) -> list[str]:
+    """Stored ids whose content the destination never received: never sent, or sent with other bytes."""
+    return [rid for rid, (digest, _, _) in manifest.records.items() if received.get(rid) != digest]
+
+
 def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, destination: str, *,
-                 full: bool, since: datetime | None = None, columns: Mapping[str, str] | None = None
-                 ) -> PublishPlan:
-    """Changed and deleted ids since the destination's cursor (everything on a full refresh or first run).
+                 full: bool, since: datetime | None = None, columns: Mapping[str, str] | None = None,
+                 received: Mapping[str, str] | None = None, republish: bool = False) -> PublishPlan:
+    """What one destination upserts and deletes.
+
+    Incremental: the ids written and deleted since the destination's cursor. A full refresh is a
+    *reconcile*: the ids whose stored content differs from what the destination last received
+    (``received``: id → content hash; everything when nothing is recorded), then the deletes of what
+    the store lacks (filled in by the publisher) and the ids lost downstream (``with_missing``).
+    ``republish`` (and a first publish with nothing received) upserts every stored record.
 
     ``since`` narrows the upserts to records whose Knack modified instant is at or after it; such a
     run does not move the cursor (it may have left earlier changes out). When the field → column
@@ -113,14 +129,38 @@ def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, desti
     another in new ones.
     """
     cursor = int(cursor_doc["generation"]) if cursor_doc else 0
-    full = full or cursor_doc is None
+    republish = republish or cursor_doc is None
+    full = full or republish
     columns = dict(columns or {})
     recorded = (cursor_doc or {}).get("columns")
-    remapped = remapped_columns(recorded, columns) if isinstance(recorded, dict) and columns and not full else []
-    changed = manifest.changed_since(0 if full or remapped else cursor)
+    remapped = (remapped_columns(recorded, columns)
+                if isinstance(recorded, dict) and columns and cursor_doc is not None else [])
+    if republish or remapped:
+        changed = manifest.changed_since(0)
+    elif full:
+        changed = unreceived(manifest, received or {})
+    else:
+        changed = manifest.changed_since(cursor)
     if since is not None and not remapped:
         changed = [rid for rid in changed
                    if (modified := manifest.records[rid][1]) is None or datetime.fromisoformat(modified) >= since]
     deleted = [] if full else manifest.deleted_since(cursor)
     return PublishPlan(destination, full, cursor, manifest.generation, sorted(changed), sorted(deleted),
-                       advance=since is None, columns=columns, remapped=remapped)
+                       advance=since is None, columns=columns, remapped=remapped, republish=republish)
+
+
+def with_missing(plan: PublishPlan, manifest: Manifest, held: set[str]) -> PublishPlan:
+    """A reconcile also upserts the stored records the destination lacks (rows lost or deleted there by hand),
+    even when it received their content before. ``held``: every id the destination holds."""
+    missing = sorted(set(manifest.records) - held - set(plan.changed))
+    if not missing:
+        return plan
+    return replace(plan, changed=sorted(set(plan.changed) | set(missing)), missing=missing)
+
+
+def received_after(received: Mapping[str, str], manifest: Manifest, sent: list[str]) -> dict[str, str]:
+    """What the destination holds once a run that upserted ``sent`` (and its deletes) succeeded: id →
+    content hash, for the ids the store still holds (a deleted record is forgotten)."""
+    after = {rid: digest for rid, digest in received.items() if rid in manifest.records}
+    after.update({rid: manifest.records[rid][0] for rid in sent if rid in manifest.records})
+    return after

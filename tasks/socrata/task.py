@@ -80,11 +80,12 @@ class SocrataDataset:
 
 @task(name="publish-to-socrata", cache_policy=NO_CACHE)
 def publish_socrata(app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool = False,
-                    since: datetime | None = None, allow_mass_delete: bool = False) -> PublishResult:
+                    since: datetime | None = None, allow_mass_delete: bool = False,
+                    republish: bool = False) -> PublishResult:
     """Upsert changed rows and delete deleted ones; on a full refresh, upsert all then delete strays.
 
     Never a replace: the dataset is never empty or partial while this runs. The Socrata cursor moves
     only when every chunk succeeded.
     """
     return publish(SocrataDataset(app, cfg, env, settings, full), app, cfg, env, settings, full=full, since=since,
-                   allow_mass_delete=allow_mass_delete)
+                   allow_mass_delete=allow_mass_delete, republish=republish)

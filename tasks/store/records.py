@@ -29,6 +29,7 @@ from tasks.domain.layout import (
 )
 from tasks.store.backends import Storage
 from tasks.store.locks import Held, hold_lock, prefect_run_ended
+from tasks.store.shared_reads import SharedReader
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 
@@ -128,6 +129,22 @@ class RecordStore:
     def write_cursor(self, container: str, name: str, value: Mapping[str, Any]) -> None:
         """Fenced: see ``_write_state``."""
         self._write_state(container, self._state(container, f"cursor-{name}"), serialize_record(value))
+
+    def read_received(self, container: str, name: str) -> dict[str, str] | None:
+        """What destination ``name`` last received of each record: id → the content hash of the stored
+        document it was sent from (``_state/<container>/sent-<name>.json``). None before the first record."""
+        body = self._read_state(self._state(container, f"sent-{name}"))
+        if not body:
+            return None
+        try:
+            return {str(k): str(v) for k, v in json.loads(body)["records"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):  # unreadable: treated as nothing received
+            return None
+
+    def write_received(self, container: str, name: str, received: Mapping[str, str]) -> None:
+        """Fenced: see ``_write_state``. Written after a publish succeeded, before its cursor."""
+        self._write_state(container, self._state(container, f"sent-{name}"),
+                          serialize_record({"version": 1, "records": received}))
 
     def read_complete_listing(self, container: str) -> dict[str, Any] | None:
         """The mark a full offload leaves when Knack's listing was whole and every delete was confirmed:
@@ -256,15 +273,23 @@ class RecordStore:
         return doomed
 
     # -- reads ----------------------------------------------------------------------------------
-    def read_records(self, container: str, ids: Iterable[str], batch: int = 500
-                     ) -> Iterator[list[dict[str, Any]]]:
+    def read_records(self, container: str, ids: Iterable[str], batch: int = 500,
+                     shared: SharedReader | None = None) -> Iterator[list[dict[str, Any]]]:
         """The stored documents of ``ids``, in batches, read with concurrent GETs.
 
         The next batch is read while the caller works on this one (formats it, sends it), so the
-        store and the destination are busy at the same time; at most two batches are held.
+        store and the destination are busy at the same time; at most two batches are held. With
+        ``shared`` (the run's other destinations read the same records), each document is read once
+        for all of them (``shared_reads.py``).
         """
+        def read(rid: str) -> bytes | None:
+            key = record_key(self.env, self.app, container, rid)
+            if shared is None:
+                return self.storage.get(key)
+            return shared.get(rid, lambda: self.storage.get(key))
+
         def get(rids: list[str]) -> list[dict[str, Any]]:
-            bodies = [(rid, self.storage.get(record_key(self.env, self.app, container, rid))) for rid in rids]
+            bodies = [(rid, read(rid)) for rid in rids]
             missing = [rid for rid, body in bodies if not body]
             if missing:
                 raise StoreError(f"{self.app}/{container}: {len(missing)} records the manifest lists are missing "

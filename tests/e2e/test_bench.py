@@ -1,7 +1,7 @@
 """``bench/run.py`` end to end at a small N: the benchmark itself works and its count targets hold.
 
 Timing is not judged here (that is what the benchmark is for); what is judged are counts that do not
-depend on the machine: Knack requests per phase, exactly K writes downstream, D deletes on reconcile.
+depend on the machine: Knack requests per phase, exactly K writes downstream, D deletes and no row on reconcile.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def test_bench_run_counts(tmp_path: Path) -> None:
     assert rec["delete_lookups"] == DELETED + 1  # each deleted record, and one listed record as a control
     assert rec["knack"]["requests"] == 2 + DELETED + 1
     assert rec["socrata"]["deleted_rows_sent"] == DELETED
+    # the reconcile sends only what the destinations lack: the edits went hourly, so no row and no feature
+    assert rec["socrata"]["rows_sent"] == rec["arcgis"]["features_sent"] == 0
+    assert rec["s3"]["record_gets"] == 0
     assert all(check["ok"] for name, check in result["checks"].items() if "store_writes" not in name), \
         result["checks"]
     assert result["reference"]["documents"] == RECORDS and full["store_vs_reference"] > 0

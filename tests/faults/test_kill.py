@@ -36,14 +36,15 @@ POINTS = ("fetch", "objects-manifest", "manifest-cursor", "publish-socrata", "pu
 LOCK_TTL = 2
 
 
-def start_sync(rig: Rig, log_path: Path, full: bool) -> subprocess.Popen[bytes]:
+def start_sync(rig: Rig, log_path: Path, full: bool, republish: bool = False) -> subprocess.Popen[bytes]:
     """``python flows/sync.py`` for object_1, on this session's Prefect API, output to ``log_path``."""
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "flows/sync.py", "-a", APP, "-c", "object_1", "-e", ENV, "--config", str(rig.config_path)]
     with log_path.open("ab") as out:
-        return subprocess.Popen([*args, *(["--full"] if full else [])], cwd=ROOT, env=env, stdout=out,
+        return subprocess.Popen([*args, *(["--full"] if full else []), *(["--republish"] if republish else [])],
+                                cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
 
 
@@ -75,7 +76,7 @@ def kill_at(rig: Rig, point: str, log_path: Path) -> None:
         rig.arcgis.reset_log()
         rig.arcgis.set_faults(latency_ms=300)
     before, generation = rig.cursors(), _generation(rig)
-    process = start_sync(rig, log_path, full)
+    process = start_sync(rig, log_path, full, republish=full)  # every row goes: a publish long enough to kill
     try:
         if point == "fetch":
             wait_for(lambda: rig.knack.counters()["requests"] > rig.knack.counters()["metadata"], process,

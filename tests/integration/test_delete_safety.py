@@ -293,7 +293,8 @@ def test_a_publisher_names_a_missing_object_and_keeps_its_cursor(pipeline: Pipel
     missing = p.stored_ids(KEY)[7]
     p.s3.delete_object(Bucket=p.bucket, Key=f"{p.env}/{p.app}/{KEY}/{missing}.json")
     with pytest.raises(Exception, match=missing):
-        records_to_socrata(app=p.app, container=KEY, env=p.env, full=True, config_path=str(p.config_path))
+        records_to_socrata(app=p.app, container=KEY, env=p.env, full=True, republish=True,  # reads every record
+                           config_path=str(p.config_path))
     assert state(p, "cursor-socrata") == cursor
     run(p, full=True)  # the store is repaired from Knack, then the destinations publish
     assert_converged(p)

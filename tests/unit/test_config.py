@@ -76,6 +76,10 @@ def test_unknown_top_level_key_and_bad_settings() -> None:
         parse_config({"buckets": "x", "apps": {}}, "cfg.yaml")
     with pytest.raises(ConfigError, match="settings: socrata_chunk_size"):
         parse_config({"socrata_chunk_size": 0, "apps": {}}, "cfg.yaml")
+    for bad in ("weekly", "37 3 * *", "37 3 * * 0 1", "37  3 * * 0", 7):
+        with pytest.raises(ConfigError, match="settings: republish_cron"):
+            parse_config({"republish_cron": bad, "apps": {}}, "cfg.yaml")
+    assert parse_config({"republish_cron": "*/15 3 1-7 * SUN", "apps": {}}, "cfg.yaml").settings.republish_cron
 
 
 def test_bad_app_names_and_settings() -> None:

@@ -19,6 +19,8 @@ from tasks.domain.plan import (
     new_generation,
     plan_publish,
     plan_since,
+    received_after,
+    with_missing,
 )
 from tests.fixtures import KNACKPY_TEST_APP
 
@@ -122,7 +124,7 @@ def manifest() -> Manifest:
 
 def test_a_first_publish_is_a_full_one() -> None:
     plan = plan_publish(manifest(), None, "socrata", full=False)
-    assert plan == PublishPlan("socrata", True, 0, 3, ["a", "b", "c", "d"], [], advance=True)
+    assert plan == PublishPlan("socrata", True, 0, 3, ["a", "b", "c", "d"], [], advance=True, republish=True)
     assert plan.summary() == "socrata: full refresh from generation 0 to 3: 4 to upsert, 0 to delete"
 
 
@@ -134,10 +136,46 @@ def test_an_incremental_publish_takes_what_changed_and_went_since_its_cursor() -
     assert plan_publish(manifest(), {"generation": 1}, "agol", full=False).deleted == ["x", "y"]
 
 
-def test_a_full_publish_upserts_everything_and_leaves_the_deletes_to_the_publisher() -> None:
-    plan = plan_publish(manifest(), {"generation": 2}, "socrata", full=True)
+def test_a_republish_upserts_everything_and_leaves_the_deletes_to_the_publisher() -> None:
+    plan = plan_publish(manifest(), {"generation": 2}, "socrata", full=False, republish=True,
+                        received={"a": "h1", "b": "h2", "c": "h3", "d": "h4"})
     assert (plan.full, plan.cursor, plan.changed, plan.deleted, plan.advance) == \
         (True, 2, ["a", "b", "c", "d"], [], True)
+    assert plan.summary() == "socrata: full refresh from generation 2 to 3: 4 to upsert, 0 to delete"
+
+
+def test_a_reconcile_upserts_only_what_the_destination_did_not_receive() -> None:
+    received = {"a": "h1", "b": "old", "d": "h4", "x": "h9"}  # b received with other bytes, c never
+    plan = plan_publish(manifest(), {"generation": 3}, "agol", full=True, received=received)
+    assert (plan.full, plan.republish, plan.changed, plan.deleted) == (True, False, ["b", "c"], [])
+    assert plan.summary() == "agol: reconcile from generation 3 to 3: 2 to upsert, 0 to delete"
+    everything = {"a": "h1", "b": "h2", "c": "h3", "d": "h4"}
+    assert plan_publish(manifest(), {"generation": 3}, "agol", full=True, received=everything).changed == []
+    assert plan_publish(manifest(), {"generation": 3}, "agol", full=True).changed == ["a", "b", "c", "d"]
+
+
+def test_a_reconcile_with_columns_renamed_still_sends_every_row() -> None:
+    everything = {"a": "h1", "b": "h2", "c": "h3", "d": "h4"}
+    cursor = {"generation": 3, "columns": {"field_4": "notes"}}
+    plan = plan_publish(manifest(), cursor, "agol", full=True, received=everything, columns={"field_4": "remarks"})
+    assert plan.changed == ["a", "b", "c", "d"] and plan.remapped == ["field_4: notes → remarks"]
+
+
+def test_a_reconcile_restores_rows_lost_downstream() -> None:
+    everything = {"a": "h1", "b": "h2", "c": "h3", "d": "h4"}
+    plan = plan_publish(manifest(), {"generation": 3}, "socrata", full=True, received={**everything, "c": "old"})
+    held = {"a", "c", "zz"}  # b and d were deleted there by hand; zz is a stray (the publisher deletes it)
+    repaired = with_missing(plan, manifest(), held)
+    assert (repaired.changed, repaired.missing) == (["b", "c", "d"], ["b", "d"])
+    assert repaired.summary() == ("socrata: reconcile from generation 3 to 3: 3 to upsert (2 of them missing "
+                                  "there), 0 to delete")
+    assert with_missing(plan, manifest(), {"a", "b", "c", "d"}) is plan
+
+
+def test_what_a_destination_holds_after_a_run() -> None:
+    received = {"a": "h1", "b": "old", "x": "h9"}  # x was deleted from the store
+    assert received_after(received, manifest(), ["b", "c"]) == {"a": "h1", "b": "h2", "c": "h3"}
+    assert received_after({}, manifest(), []) == {}
 
 
 def test_since_narrows_the_upserts_and_keeps_the_cursor() -> None:

@@ -64,10 +64,26 @@ def test_every_container_has_a_sync_deployment_per_env_that_runs_one_at_a_time()
                 dep = SYNCS[name]
                 assert dep["parameters"] == {"app": app.name, "container": key, "env": env}
                 assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-                kinds = [s.get("parameters", {}).get("full", False) for s in dep["schedules"]]
-                assert kinds == [False, True]  # hourly incremental, nightly full reconcile
+                kinds = [(s.get("parameters", {}).get("full", False), s.get("parameters", {}).get("republish", False))
+                         for s in dep["schedules"]]
+                # hourly incremental, nightly reconcile, the republish of republish_cron
+                assert kinds == [(False, False), (True, False), (True, True)]
+                assert dep["schedules"][2]["cron"] == CONFIG.settings.republish_cron
                 assert all(s.get("active", True) == (env == "prod") for s in dep["schedules"])
     assert set(SYNCS) == expected  # and no deployment of a container the config lacks
+
+
+def test_without_republish_cron_no_republish_is_scheduled() -> None:
+    raw = yaml.safe_load((ROOT / "config" / "knack-services.yaml").read_text())
+    raw.pop("republish_cron")
+    deployments = yaml.safe_load(render(parse_config(raw, "x.yaml")))["deployments"]
+    sync = next(d for d in deployments if d["entrypoint"] == "flows/sync.py:sync")
+    assert [s.get("parameters", {}) for s in sync["schedules"]] == [{}, {"full": True}]
+    raw["republish_cron"] = "0 4 1 * *"
+    deployments = yaml.safe_load(render(parse_config(raw, "x.yaml")))["deployments"]
+    sync = next(d for d in deployments if d["entrypoint"] == "flows/sync.py:sync")
+    assert sync["schedules"][2] == {"cron": "0 4 1 * *", "timezone": "America/Chicago",
+                                    "parameters": {"full": True, "republish": True}}
 
 
 def test_one_build_and_one_push_with_prefect_docker_and_every_deployment_runs_the_built_tag() -> None:
