@@ -104,21 +104,30 @@ def merge_rows(where: TableLocation, table: DeltaTable | None, rows: pa.RecordBa
     if table is None:
         write_deltalake(where.uri, rows, mode="error", storage_options=where.storage_options or None)
         written = DeltaTable(where.uri, storage_options=where.storage_options or None)
-        metrics = written.history(1)[0].get("operationMetrics") or {}
-        return {"inserted": int(metrics.get("num_added_rows", 0)), "updated": 0}
+        return _write_counts(written)
     metrics = (table.merge(rows, predicate=f"t.{ID_COLUMN} = s.{ID_COLUMN}", source_alias="s", target_alias="t",
                            merge_schema=True)
                .when_matched_update_all().when_not_matched_insert_all().execute())
     return {"inserted": int(metrics.get("num_target_rows_inserted", 0)),
-            "updated": int(metrics.get("num_target_rows_updated", 0))}
+            "updated": int(metrics.get("num_target_rows_updated", 0)),
+            "copied": int(metrics.get("num_target_rows_copied", 0)),  # unchanged rows rewritten beside them
+            "files_added": int(metrics.get("num_target_files_added", 0)),
+            "files_removed": int(metrics.get("num_target_files_removed", 0))}
 
 
 def rewrite(where: TableLocation, rows: pa.RecordBatchReader) -> dict[str, int]:
     """Replace the table's rows and schema in one commit (readers see the old version or the new one)."""
     write_deltalake(where.uri, rows, mode="overwrite", schema_mode="overwrite",
                     storage_options=where.storage_options or None)
-    metrics = open_table(where).history(1)[0].get("operationMetrics") or {}  # type: ignore[union-attr]
-    return {"inserted": int(metrics.get("num_added_rows", 0)), "updated": 0}
+    return _write_counts(DeltaTable(where.uri, storage_options=where.storage_options or None))
+
+
+def _write_counts(table: DeltaTable) -> dict[str, int]:
+    """The counts of a plain write (a new table, or a rewrite) from its commit."""
+    metrics = table.history(1)[0].get("operationMetrics") or {}
+    return {"inserted": int(metrics.get("num_added_rows", 0)), "updated": 0, "copied": 0,
+            "files_added": int(metrics.get("num_added_files", 0)),
+            "files_removed": int(metrics.get("num_removed_files", 0))}
 
 
 def delete_ids(table: DeltaTable, ids: Iterable[str], chunk: int = 5000) -> int:

@@ -85,11 +85,12 @@ class AnalyticsTable:
         else:
             first = next(batches, None)
             if first is None:  # nothing changed: no commit
-                return {"upserted": 0, "inserted": 0, "updated": 0}
+                return {"upserted": 0, "inserted": 0, "updated": 0, "copied": 0}
             rest = (b for part in ([first], batches) for b in part)
             counts = delta.merge_rows(self.where, self.table, delta.stream(self.schema, rest))
         self.table = delta.open_table(self.where)
-        return {"upserted": counts["inserted"] + counts["updated"], **counts}
+        return {"upserted": counts["inserted"] + counts["updated"], "inserted": counts["inserted"],
+                "updated": counts["updated"], "copied": counts["copied"]}
 
     def ids(self) -> set[str]:
         return delta.table_ids(self.table)
@@ -122,8 +123,8 @@ class AnalyticsTable:
 
     def outcome(self, result: PublishResult, cursor: int) -> str:
         return (f"{result.upserted} rows merged ({result.counts.get('inserted', 0)} inserted, "
-                f"{result.counts.get('updated', 0)} updated), {result.deleted} deleted; cursor at generation "
-                f"{cursor}")
+                f"{result.counts.get('updated', 0)} updated, {result.counts.get('copied', 0)} unchanged rows "
+                f"rewritten beside them), {result.deleted} deleted; cursor at generation {cursor}")
 
 
 @task(name="publish-to-table", cache_policy=NO_CACHE)

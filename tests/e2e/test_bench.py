@@ -38,6 +38,9 @@ def test_bench_run_counts(tmp_path: Path) -> None:
     assert rec["delete_lookups"] == DELETED + 1  # each deleted record, and one listed record as a control
     assert rec["knack"]["requests"] == 2 + DELETED + 1
     assert rec["socrata"]["deleted_rows_sent"] == DELETED
+    assert full["table"]["rows_merged"] == full["table"]["inserted"] == RECORDS and full["table"]["bytes_written"] > 0
+    assert (inc["table"]["updated"], inc["table"]["inserted"]) == (CHANGED, 0) and inc["table"]["deleted"] == 0
+    assert rec["table"]["deleted"] == DELETED and rec["table"]["updated"] == RECORDS - DELETED
     assert all(check["ok"] for name, check in result["checks"].items() if "store_writes" not in name), \
         result["checks"]
     assert result["reference"]["documents"] == RECORDS and full["store_vs_reference"] > 0
