@@ -23,7 +23,7 @@ from tasks.domain.config import Settings
 from tasks.domain.errors import StoreError
 from tasks.domain.table import ID_COLUMN
 from tasks.domain.text import where_in
-from tasks.store.open import _s3_client, store_choice
+from tasks.store.open import shared_s3_client
 
 TABLES_DIR = "_tables"
 
@@ -66,7 +66,7 @@ def s3_storage_options(client: Any) -> dict[str, str]:
 def table_location(env: str, app: str, container: str, settings: Settings) -> TableLocation:
     """The table's URI in the store this run uses, and delta-rs's options to reach it."""
     key = table_key(env, app, container)
-    s3 = _s3_client(env, settings) if store_choice(env, settings).location is not None else None
+    s3 = shared_s3_client(env, settings)
     if s3 is None:
         return TableLocation(str(Path(settings.local_store).resolve() / key), {})
     client, bucket = s3
