@@ -281,3 +281,12 @@ def test_racing_writers_both_commit(rig: Rig) -> None:
     assert table_ids(found) == {"seed", "w0", "w1", "w2", "w3"}  # no commit lost or overwritten
     assert found.version() == 4
     assert [c["version"] for c in found.history()] == [4, 3, 2, 1, 0]
+
+
+def test_the_writer_reaches_s3_like_the_store_and_never_shows_its_keys(moto_server: Any) -> None:
+    options = s3_storage_options(moto_server.client())
+    assert options["AWS_ENDPOINT_URL"] == moto_server.endpoint and options["AWS_ALLOW_HTTP"] == "true"
+    assert options["AWS_CONDITIONAL_PUT"] == "etag"  # commits by conditional PUT: no lock table needed
+    assert options["AWS_REGION"] == "us-east-1" and options["AWS_ACCESS_KEY_ID"] == "testing"
+    where = TableLocation("s3://bucket/dev/demo/_tables/object_1", options)
+    assert "testing" not in repr(where) and "testing" not in str(where)
