@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     config, cfg = write_inputs(work, args)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "KNACK_"))}
     base_env.update({"PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":  # longer on a loaded machine
+                         os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"),
                      "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     result: dict[str, Any] = {"params": {k: v for k, v in vars(args).items() if k not in ("json_out", "workdir")}}
     with ExitStack() as stack:
