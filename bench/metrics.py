@@ -53,6 +53,9 @@ def s3_summary(counts: dict[str, Any]) -> dict[str, Any]:
         "gets": sum(v for k, v in c.items() if k.startswith("get:")),
         "record_gets": c.get("get:record", 0),
         "lists": c.get("list", 0),
+        "table_requests": sum(v for k, v in c.items() if k.endswith(":table")),  # the analytics table's
+        "table_bytes_written": sum(v for k, v in (counts.get("bytes") or {}).items()
+                                   if k.endswith(":table") and not k.startswith(("get:", "head:"))),
         "deletes": sum(v for k, v in c.items() if k.startswith("delete:")),
         "record_put_rate": round(record_puts / span, 1) if record_puts > 1 and span > 0 else None,
         "raw": c,

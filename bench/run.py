@@ -67,6 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the reference uploader (fetch-only questions, e.g. T*/T at large N)")
     p.add_argument("--store-only", action="store_true",
                    help="sync into the store only, publishing nowhere (fetch and store questions at large N)")
+    p.add_argument("--no-table", action="store_true", help="leave the analytics table out (Socrata and ArcGIS only)")
     p.add_argument("--phases", default="full,incremental,reconcile", help="comma-separated subset, in order")
     p.add_argument("--prefect-server", action="store_true",
                    help="run a local Prefect API server (the global-concurrency rate limiter is used)")
@@ -86,7 +87,8 @@ def write_inputs(work: Path, args: argparse.Namespace) -> tuple[Path, Any]:
     app = raw["apps"][APP]
     app["rate_limit_per_second"] = args.rate_limit
     app["containers"] = {CONTAINER: app["containers"][CONTAINER]}
-    raw.update({"bucket": BUCKET, "store": "s3", "store_workers": args.store_workers, "apps": {APP: app}})
+    raw.update({"bucket": BUCKET, "store": "s3", "store_workers": args.store_workers, "apps": {APP: app},
+                "tables": not args.no_table})
     config = work / "knack-services.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg = load_config(config).container(APP, CONTAINER)
@@ -131,6 +133,7 @@ def measure(name: str, args: argparse.Namespace, work: Path, env: dict[str, str]
                                   per_record_ms=args.per_record_ms, peak=times["peak_in_flight"])
     report = driver["report"]
     store = report["store"]
+    s3 = metrics.s3_summary(get(f"{urls['s3']}/_bench/counts"))
     flow = driver["flow_wall_seconds"]
     return {
         "wall_seconds": round(flow, 3),
@@ -146,9 +149,10 @@ def measure(name: str, args: argparse.Namespace, work: Path, env: dict[str, str]
         "metadata_cache": cache,
         "knack": knack,
         "ceiling": metrics.ceiling(args.rate_limit, ROWS, store["fetched"]),
-        "s3": metrics.s3_summary(get(f"{urls['s3']}/_bench/counts")),
+        "s3": s3,
         "socrata": socrata_counts(urls["socrata"], resource_id) | {"report": report["published"].get("socrata")},
         "arcgis": arcgis_counts(urls["arcgis"], ca) | {"report": report["published"].get("agol")},
+        "table": _table(report["published"].get("table"), s3),
         "peak_rss_mb": driver["maxrss_mb"],
         "sync_cpu_seconds": driver.get("cpu_seconds"),
         "sync_gc": driver.get("gc"),
@@ -164,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     config, cfg = write_inputs(work, args)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "KNACK_"))}
     base_env.update({"PREFECT_HOME": str(work / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":  # longer on a loaded machine
+                         os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"),
                      "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     result: dict[str, Any] = {"params": {k: v for k, v in vars(args).items() if k not in ("json_out", "workdir")}}
     with ExitStack() as stack:
@@ -231,6 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"work directory (logs, state): {work}", file=sys.stderr)
     return 0
+
+
+def _table(published: dict[str, Any] | None, s3: dict[str, Any]) -> dict[str, Any] | None:
+    """The analytics table step: its seconds and rows (the run's report), the bytes it sent to S3."""
+    if published is None:
+        return None
+    return {"seconds": published.get("seconds"), "rows_merged": published.get("upserted"),
+            "inserted": published.get("inserted"), "updated": published.get("updated"),
+            "unchanged_rows_rewritten": published.get("copied"), "deleted": published.get("deleted"),
+            "requests": s3["table_requests"], "bytes_written": s3["table_bytes_written"]}
 
 
 def _reference(work: Path, urls: dict[str, str], args: argparse.Namespace, bucket: str) -> dict[str, Any]:

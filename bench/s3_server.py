@@ -25,7 +25,8 @@ StartResponse = Callable[..., Any]
 
 def kind_of(method: str, path: str, query: str) -> tuple[str, str]:
     """(operation, key class) of one S3 request: operation put/get/head/delete/list/bucket;
-    key class ``record`` (``<env>/<app>/<container>/<id>.json``), ``state``, ``metadata``, ``other``."""
+    key class ``record`` (``<env>/<app>/<container>/<id>.json``), ``state``, ``metadata``, ``table``
+    (``<env>/<app>/_tables/...``), ``other``."""
     bucket, _, key = path.lstrip("/").partition("/")
     if not key:
         if method == "GET" and bucket:
@@ -35,6 +36,8 @@ def kind_of(method: str, path: str, query: str) -> tuple[str, str]:
     parts = key.split("/")
     if "_state" in parts:
         cls = "state"
+    elif "_tables" in parts:
+        cls = "table"
     elif parts[-1] == "metadata.json":
         cls = "metadata"
     elif len(parts) == 4 and parts[-1].endswith(".json"):
@@ -55,13 +58,14 @@ class Counting:
     def reset(self) -> None:
         with self.lock:
             self.counts: Counter[str] = Counter()
+            self.bytes: Counter[str] = Counter()  # request bodies received, per (operation, key class)
             self.first: dict[str, float] = {}
             self.last: dict[str, float] = {}
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             spans = {k: round(self.last[k] - self.first[k], 4) for k in self.first}
-            return {"counts": dict(self.counts), "span_seconds": spans}
+            return {"counts": dict(self.counts), "span_seconds": spans, "bytes": dict(self.bytes)}
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -78,6 +82,7 @@ class Counting:
         name = f"{op}:{cls}" if cls != "-" else op
         with self.lock:
             self.counts[name] += 1
+            self.bytes[name] += int(environ.get("CONTENT_LENGTH") or 0)
             self.first.setdefault(name, started)
             self.last[name] = ended
         return result

@@ -37,7 +37,7 @@ for _name in ("prefect.flow_runs", "prefect.task_runs"):
 # Each flow's time limit: a hung destination fails its run (its lock released, its cursor left) instead
 # of holding its heartbeated lock for hours.
 LIMITS = {"metadata-to-s3": 600, "records-to-s3": 3 * 3600, "records-to-socrata": 2 * 3600,
-          "records-to-agol": 2 * 3600, "sync": 4 * 3600, "sync-app": 12 * 3600}
+          "records-to-agol": 2 * 3600, "records-to-table": 2 * 3600, "sync": 4 * 3600, "sync-app": 12 * 3600}
 
 
 def parser(description: str, *, container: bool = True, date: bool = True) -> argparse.ArgumentParser:

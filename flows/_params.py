@@ -7,4 +7,4 @@ from typing import Literal
 Env = Literal["dev", "prod"]
 """``prod`` or ``dev``: the S3 prefix and the suffix of every credential block name."""
 
-Destination = Literal["socrata", "agol"]
+Destination = Literal["socrata", "agol", "table"]

@@ -1,6 +1,6 @@
 """The main job: one container from Knack to the store, then to each destination it publishes to.
 
-``python flows/sync.py -a <app> -c <container> -e <env> [-d DATE] [--full] [--republish] [--only socrata|agol]``
+``python flows/sync.py -a <app> -c <container> -e <env> [-d DATE] [--full] [--republish] [--only socrata|agol|table]``
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from flows._params import Destination, Env
 from flows._refuse import check_args, refused
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
+from flows.records_to_table import records_to_table
 from tasks.domain.config import ContainerConfig, load_container
 from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
@@ -33,7 +34,7 @@ from tasks.report import publish_report
 from tasks.store.open import log_store_choice
 from tasks.store.shared_reads import sharing_reads
 
-PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol}
+PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol, "table": records_to_table}
 
 
 class PublishFailed(KnackServicesError):
@@ -57,7 +58,7 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[Destination] | list[str
 def sync(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
          destinations: list[Destination] | None = None, config_path: str | None = None,
          allow_mass_delete: bool = False, republish: bool = False) -> dict[str, Any]:
-    """Knack → store → Socrata and ArcGIS, each destination on its own cursor.
+    """Knack → store → Socrata, ArcGIS and the analytics table, each destination on its own cursor.
 
     Args:
         app: The app's name in the container config (e.g. data-tracker).

@@ -34,9 +34,9 @@ def say(text: str = "") -> None:
 
 
 def demo_config(store: Path) -> Path:
-    """The checked-in config with the store pointed at a local folder."""
+    """The checked-in config with the store pointed at a local folder, and an analytics table per container."""
     raw = yaml.safe_load((ROOT / "config" / "knack-services.yaml").read_text())
-    raw.update({"store": "local", "local_store": str(store), "apps": {APP: raw["apps"][APP]}})
+    raw.update({"store": "local", "local_store": str(store), "tables": True, "apps": {APP: raw["apps"][APP]}})
     path = DEMO / "knack-services.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         say("")
         say("What landed where:")
         say(f"  store    {DEMO / 'store'}/{ENV}/{APP}/<container>/<record-id>.json")
+        say(f"  tables   {DEMO / 'store'}/{ENV}/{APP}/_tables/<container>/ (Delta Lake: DuckDB, Polars, pandas)")
         for key, cfg in containers.items():
             objects = len(list((DEMO / "store" / ENV / APP / key).glob("*.json")))
             where = [f"store: {objects} records"]
@@ -115,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                 where.append(f"Socrata {cfg.socrata_resource_id}: {len(socrata.rows(cfg.socrata_resource_id))} rows")
             if cfg.service_id:
                 where.append(f"ArcGIS {cfg.agol_kind}: {len(arcgis.features(cfg.service_id, cfg.layer_id))} features")
+            if cfg.publishes_to_table:
+                from deltalake import DeltaTable
+
+                table = DeltaTable(str(DEMO / "store" / ENV / APP / "_tables" / key))
+                where.append(f"table: {table.to_pyarrow_dataset().count_rows()} rows, version {table.version()}")
             first, second = runs[key][0]["store"], runs[key][-1]["store"]
             say(f"  {key:9} " + ", ".join(where) + f"; the second run read {second['fetched']} of "
                 f"{first['fetched']} records from Knack and rewrote {second['written']}")

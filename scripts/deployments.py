@@ -142,7 +142,7 @@ def render(config: Config) -> str:
                        f"    work_pool: *docker\n"
                        f"    tags: [knack, {app.name}, {env}]\n")
     out.append("  # the seed's services, for runbooks that call them one by one (parameters at run time)\n")
-    for flow in ("records_to_s3", "records_to_socrata", "records_to_agol"):
+    for flow in ("records_to_s3", "records_to_socrata", "records_to_agol", "records_to_table"):
         out.append(f"  - name: {flow.replace('_', '-')}\n"
                    f"    entrypoint: flows/{flow}.py:{flow}\n"
                    f"    work_pool: *docker\n")

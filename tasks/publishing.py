@@ -124,7 +124,7 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
 class Destination(Protocol):
     """A destination as ``publish`` sees it; making one raises any config mistake before the store opens."""
 
-    role: str        # its lock and cursor name: "socrata" or "agol"
+    role: str        # its lock and cursor name: "socrata", "agol" or "table"
     batch_size: int  # records read (and sent) per batch
     name: str        # in logs: "Socrata abcd-1234", "ArcGIS Signals" (known once open)
 

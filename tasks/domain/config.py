@@ -59,6 +59,8 @@ class ContainerConfig(BaseModel):
     layer_id: int = 0
     agol_kind: Literal["layer", "table"] = "layer"
     upsert_matching_field: str = "id"
+    # Analytics table (Delta Lake) beside the records: None means the settings' ``tables`` default
+    table: bool | None = Field(default=None, strict=True)
 
     @field_validator("key")
     @classmethod
@@ -137,10 +139,15 @@ class ContainerConfig(BaseModel):
     def publishes_to_agol(self) -> bool:
         return self.service_id is not None
 
+    @property
+    def publishes_to_table(self) -> bool:
+        return bool(self.table)
+
     def destinations(self) -> list[str]:
         """The destinations this container publishes to, in publishing order."""
         return [name for name, on in (("socrata", self.publishes_to_socrata),
-                                      ("agol", self.publishes_to_agol)) if on]
+                                      ("agol", self.publishes_to_agol),
+                                      ("table", self.publishes_to_table)) if on]
 
 
 class AppConfig(BaseModel):
@@ -182,6 +189,13 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not a cron line of five fields (minute hour day month weekday), "
                              "e.g. '37 3 * * 0' for Sundays at 03:37")
         return value
+    # Analytics tables (Delta Lake, <env>/<app>/_tables/<container>/): on for every container unless it
+    # says ``table: false``; compacted and vacuumed once every ``table_compact_every`` commits (0: never),
+    # keeping the files older versions need for ``table_retention_hours``
+    tables: bool = Field(default=False, strict=True)
+    table_compact_every: int = Field(default=24, ge=0, le=10_000)
+    table_retention_hours: int = Field(default=168, ge=0, le=24 * 365)
+    table_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:
@@ -249,6 +263,9 @@ def parse_config(raw: Any, path: str) -> Config:
         containers: dict[str, ContainerConfig] = {}
         for key, body in app_raw["containers"].items():
             try:
+                body = {} if body is None else body
+                if isinstance(body, dict) and body.get("table") is None:  # the settings' default
+                    body = {**body, "table": settings.tables}
                 containers[key] = ContainerConfig(app=app_name, key=key, **(body or {}))
             except ValidationError as exc:
                 raise ConfigError(f"{where}, container {key!r}: {_describe(exc)}") from None

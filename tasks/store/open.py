@@ -55,6 +55,11 @@ def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
         return _CLIENTS[key], location.bucket
 
 
+def shared_s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
+    """(the run's shared S3 client, bucket) for ``env``, or None for the local folder store."""
+    return _s3_client(env, settings)
+
+
 def open_storage(env: str, settings: Settings) -> Storage:
     """The storage backend for ``env`` (checked: a missing bucket or dead endpoint fails here)."""
     s3 = _s3_client(env, settings)

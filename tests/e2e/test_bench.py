@@ -41,6 +41,9 @@ def test_bench_run_counts(tmp_path: Path) -> None:
     # the reconcile sends only what the destinations lack: the edits went hourly, so no row and no feature
     assert rec["socrata"]["rows_sent"] == rec["arcgis"]["features_sent"] == 0
     assert rec["s3"]["record_gets"] == 0
+    assert full["table"]["rows_merged"] == full["table"]["inserted"] == RECORDS and full["table"]["bytes_written"] > 0
+    assert (inc["table"]["updated"], inc["table"]["inserted"]) == (CHANGED, 0) and inc["table"]["deleted"] == 0
+    assert rec["table"]["deleted"] == DELETED and rec["table"]["updated"] == rec["table"]["inserted"] == 0
     assert all(check["ok"] for name, check in result["checks"].items() if "store_writes" not in name), \
         result["checks"]
     assert result["reference"]["documents"] == RECORDS and full["store_vs_reference"] > 0

@@ -1,0 +1,70 @@
+"""Publish a container from the store to its analytics table (Delta Lake).
+
+``python flows/records_to_table.py -a -c -e [-d] [--full] [--republish]``
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+if __name__ == "__main__":  # config mistakes are refused before Prefect is imported
+    from flows._refuse import refuse_early
+
+    refuse_early("records-to-table")
+
+from prefect import flow
+from prefect.logging import get_run_logger
+
+from flows._cli import LIMITS, parser, run
+from flows._params import Env
+from flows._refuse import check_args, refused
+from tasks.domain.config import load_container
+from tasks.domain.errors import ConfigError
+from tasks.domain.knack import parse_since
+from tasks.domain.results import PublishResult
+from tasks.store.open import log_store_choice
+from tasks.table.task import publish_table
+
+
+@flow(name="records-to-table", timeout_seconds=LIMITS["records-to-table"],
+      flow_run_name="records-to-table-{app}-{container}-{env}")
+def records_to_table(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
+                     config_path: str | None = None, allow_mass_delete: bool = False,
+                     republish: bool = False) -> PublishResult:
+    """Records changed in the store since the table cursor (all with ``full``) → the analytics table.
+
+    Args:
+        app: The app's name in the container config (e.g. data-tracker).
+        container: The Knack object or view to sync (object_N or view_N), as configured.
+        env: The environment: the store's prefix and the suffix of every credential block.
+        since: Publish records stored at or after this instant instead of from the table cursor (a
+            backfill); empty means from the cursor. No offset means UTC.
+        full: Reconcile: merge what differs from what the table received or went missing there, and
+            delete what Knack no longer has.
+        config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
+        allow_mass_delete: Let this run delete more than the mass-delete guard allows (a real purge in Knack).
+        republish: Merge every stored record again, whatever the table received; with a reconcile's deletes
+            and repairs.
+    """
+    config, _, cfg = load_container(app, container, env, config_path)
+    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
+    return publish_table(app, cfg, env, config.settings, full, parse_since(since) if since else None,
+                         allow_mass_delete, republish)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser("Publish a container's records from the store to its analytics table.").parse_args(argv)
+    try:
+        since = check_args(args.app_name, args.container, args.config, args.date)
+    except ConfigError as exc:
+        return refused("records-to-table", exc)
+    return run(records_to_table, {"app": args.app_name, "container": args.container, "env": args.env,
+                                  "since": since, "full": args.full,
+                                  "config_path": args.config,
+                                  "allow_mass_delete": args.allow_mass_delete,
+                                  "republish": args.republish})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

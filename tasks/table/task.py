@@ -1,0 +1,138 @@
+"""Prefect task: publish a container's changes from the store to its analytics table (Delta Lake).
+
+``AnalyticsTable`` is the table side of the one publish driver (``tasks/publishing.py``), so the table
+has its own lock and cursor (``table``), publishes only confirmed deletes and keeps its cursor when a
+write fails. Rows are typed by ``tasks/domain/table.py`` and written by ``tasks/table/client.py``: one
+merge commit per run, streamed in batches of ``table_batch_rows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.clock import utc_now
+from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.errors import ConfigError, StoreError, UnpublishableRecords
+from tasks.domain.results import PublishResult
+from tasks.domain.table import schema_drift, table_schema, to_table_row
+from tasks.publishing import PublishContext, publish
+from tasks.table import client as delta
+from tasks.table.client import TableLocation
+
+
+class AnalyticsTable:
+    """One container's Delta table: rows merged by ``id``, deleted by ``id``; never emptied.
+
+    A renamed, removed or retyped field (the stored table has a column the run would not write, or writes
+    with another type) rewrites the whole table in one commit: readers see the old version or the new
+    one. ``delete`` is the run's last write; the table is compacted and vacuumed after it once every
+    ``table_compact_every`` commits.
+    """
+
+    role = "table"
+
+    def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings) -> None:
+        if not cfg.publishes_to_table:
+            raise ConfigError(f"{app}/{cfg.key} has no analytics table (set table: true on it, or tables: true)")
+        self.app, self.cfg, self.env, self.settings = app, cfg, env, settings
+        self.batch_size = settings.table_batch_rows
+        self.name = f"table {delta.table_key(env, app, cfg.key)}"
+        self.where: TableLocation | None = None
+        self.table: Any = None
+
+    def open(self, ctx: PublishContext) -> None:
+        self.ctx = ctx
+        self.schema: pa.Schema = table_schema(ctx.schema, ctx.names)
+        self.where = delta.table_location(self.env, self.app, self.cfg.key, self.settings)
+        try:
+            self.table = delta.open_table(self.where)
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises several kinds; the run fails naming the table
+            raise StoreError(f"{self.app}/{self.cfg.key}: cannot open the analytics table at {self.where.uri}: "
+                             f"{exc}") from None
+        stored = delta.column_types(self.table.schema()) if self.table is not None else None
+        self.drift = schema_drift(stored, delta.column_types(self.schema))
+        if self.drift:
+            get_run_logger().warning("%s/%s → %s: columns changed (%s): the table is rewritten with every row",
+                                     self.app, self.cfg.key, self.name, "; ".join(self.drift))
+        self.synced_at = utc_now()
+        self.unwritable: list[tuple[str, str]] = []
+
+    def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        return to_table_row(record_id, values, self.ctx.names, self.schema,
+                            modified_field=self.cfg.modified_date_field_id, synced_at=self.synced_at)
+
+    def _batches(self, payloads: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+        while rows := list(islice(payloads, self.batch_size)):
+            yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
+
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
+        assert self.where is not None
+        batches = self._batches(payloads)
+        if self.drift:
+            if not self.ctx.plan.full and len(self.ctx.plan.changed) < len(self.ctx.manifest.records):
+                raise StoreError(f"{self.app}/{self.cfg.key}: the analytics table's columns changed "
+                                 f"({'; '.join(self.drift)}) and this run does not read every record "
+                                 f"(a backfill with a date): run a full refresh")
+            counts = delta.rewrite(self.where, delta.stream(self.schema, batches))
+        else:
+            first = next(batches, None)
+            if first is None:  # nothing changed: no commit
+                return {"upserted": 0, "inserted": 0, "updated": 0, "copied": 0}
+            rest = (b for part in ([first], batches) for b in part)
+            counts = delta.merge_rows(self.where, self.table, delta.stream(self.schema, rest))
+        self.table = delta.open_table(self.where)
+        return {"upserted": counts["inserted"] + counts["updated"], "inserted": counts["inserted"],
+                "updated": counts["updated"], "copied": counts["copied"]}
+
+    def ids(self) -> set[str]:
+        return delta.table_ids(self.table)
+
+    def delete(self, ids: list[str]) -> dict[str, int]:
+        deleted = delta.delete_ids(self.table, ids) if ids and self.table is not None else 0
+        self._tidy()
+        return {"rows_deleted": deleted}
+
+    def _tidy(self) -> None:
+        """Compact and vacuum once every ``table_compact_every`` commits; a failure here only logs (the rows
+        are committed; the next run tries again)."""
+        every = self.settings.table_compact_every
+        if not every or self.table is None:
+            return
+        log = get_run_logger()
+        try:
+            self.table = delta.open_table(self.where)  # type: ignore[arg-type]
+            if delta.commits_since_compaction(self.table) < every:
+                return
+            done = delta.compact(self.table, self.settings.table_retention_hours)
+            log.info("%s/%s → %s: compacted %d files, vacuumed %d", self.app, self.cfg.key, self.name,
+                     done["files_compacted"], done["files_vacuumed"])
+        except Exception as exc:  # noqa: BLE001 - maintenance never fails a publish that committed
+            log.warning("%s/%s → %s: compaction failed (the next run tries again): %s", self.app, self.cfg.key,
+                        self.name, exc)
+
+    def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
+        return UnpublishableRecords(f"analytics table {self.name}", unreadable) if unreadable else None
+
+    def outcome(self, result: PublishResult, cursor: int) -> str:
+        return (f"{result.upserted} rows merged ({result.counts.get('inserted', 0)} inserted, "
+                f"{result.counts.get('updated', 0)} updated, {result.counts.get('copied', 0)} unchanged rows "
+                f"rewritten beside them), {result.deleted} deleted; cursor at generation {cursor}")
+
+
+@task(name="publish-to-table", cache_policy=NO_CACHE)
+def publish_table(app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool = False,
+                  since: datetime | None = None, allow_mass_delete: bool = False,
+                  republish: bool = False) -> PublishResult:
+    """Merge changed rows into the container's Delta table by id and delete deleted ones; a full refresh
+    reconciles (merges what differs or is missing there, then deletes what the store no longer has);
+    ``republish`` merges every row. The table cursor moves only on success."""
+    return publish(AnalyticsTable(app, cfg, env, settings), app, cfg, env, settings, full=full, since=since,
+                   allow_mass_delete=allow_mass_delete, republish=republish)

@@ -1,0 +1,168 @@
+"""Knack records → typed analytics table rows (tasks/domain/table.py): every field type, real and generated."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pytest
+
+from emulators.knack.generator import generate_app
+from tasks.domain.config import parse_config
+from tasks.domain.errors import ConfigError
+from tasks.domain.formatting import Address, container_schema, destination_names, format_record
+from tasks.domain.table import (
+    ADDRESS,
+    LIST,
+    TIMESTAMP,
+    column_type,
+    schema_drift,
+    table_schema,
+    to_table_row,
+    to_table_value,
+)
+from tests.fixtures import KNACKPY_TEST_APP
+
+pytestmark = pytest.mark.unit
+
+CHICAGO = ZoneInfo("America/Chicago")
+SYNCED = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("knack_type", "expected"), [
+    ("number", pa.float64()), ("currency", pa.float64()), ("rating", pa.float64()), ("equation", pa.float64()),
+    ("auto_increment", pa.float64()), ("sum", pa.float64()), ("date_time", TIMESTAMP), ("boolean", pa.bool_()),
+    ("address", ADDRESS), ("multiple_choice", LIST), ("connection", LIST), ("short_text", pa.string()),
+    ("paragraph_text", pa.string()), ("rich_text", pa.string()), ("email", pa.string()), ("link", pa.string()),
+    ("phone", pa.string()), ("name", pa.string()), ("timer", pa.string()), ("file", pa.string()),
+    ("image", pa.string()), ("signature", pa.string()), ("concatenation", pa.string()),
+])
+def test_each_knack_type_has_its_column_type(knack_type: str, expected: pa.DataType) -> None:
+    assert column_type(knack_type) == expected
+
+
+@pytest.mark.parametrize(("value", "kind", "expected"), [
+    (None, pa.float64(), None),
+    (8, pa.float64(), 8.0),
+    (139809.93, pa.float64(), 139809.93),
+    (True, pa.float64(), None),  # a boolean is never a number
+    (True, pa.bool_(), True),
+    ("yes", pa.bool_(), None),   # formatting already turned Yes/No into booleans; anything else is unknown
+    (datetime(2019, 1, 7, 9, 26, tzinfo=CHICAGO), TIMESTAMP, datetime(2019, 1, 7, 15, 26, tzinfo=UTC)),
+    (datetime(2019, 7, 7, 9, 26, tzinfo=CHICAGO), TIMESTAMP, datetime(2019, 7, 7, 14, 26, tzinfo=UTC)),  # CDT
+    ("Active", LIST, ["Active"]),
+    (["East", None, "West"], LIST, ["East", "West"]),
+    ([], LIST, None),
+    (Address("Austin, TX", 30.16, -97.85), ADDRESS, {"text": "Austin, TX", "latitude": 30.16, "longitude": -97.85}),
+    (Address("7050 Oltorf St", None, None), ADDRESS, {"text": "7050 Oltorf St", "latitude": None, "longitude": None}),
+    ([Address("A", None, None), Address("B", 30.1, -97.7)], ADDRESS,
+     {"text": "A; B", "latitude": 30.1, "longitude": -97.7}),
+    (True, pa.string(), "true"),
+    (["a", "b"], pa.string(), "a, b"),
+    (12, pa.string(), "12"),
+])
+def test_values_take_their_column_type(value: Any, kind: pa.DataType, expected: Any) -> None:
+    assert to_table_value(value, kind) == expected
+
+
+def generated() -> dict[str, Any]:
+    return generate_app(records=25, seed=5)
+
+
+@pytest.mark.parametrize("container", ["object_1", "view_1", "object_2", "object_3"])
+def test_every_generated_record_fits_its_table_schema(container: str) -> None:
+    app = generated()
+    schema = container_schema(app["metadata"], container)
+    names = destination_names(schema, {"field_13": "status_code"} if container in ("object_1", "view_1") else {})
+    arrow = table_schema(schema, names)
+    assert arrow.names[0] == "id" and arrow.names[-2:] == ["_knack_modified", "_synced_at"]
+    assert len(arrow.names) == len(names) + 3
+    object_key = "object_1" if container == "view_1" else container
+    modified = {"object_1": "field_27", "object_2": "field_39", "object_3": "field_46"}[object_key]
+    rows = [to_table_row(r["id"], format_record(r, schema), names, arrow, modified_field=modified, synced_at=SYNCED)
+            for r in app["records"][object_key]]
+    table = pa.Table.from_pylist(rows, schema=arrow)  # raises on any value of the wrong type
+    assert table.num_rows == len(app["records"][object_key]) > 0
+    assert set(table.column("_synced_at").to_pylist()) == {SYNCED}
+    assert None not in table.column("_knack_modified").to_pylist()
+
+
+def test_a_signal_record_as_a_whole_row() -> None:
+    app = generated()
+    schema = container_schema(app["metadata"], "object_1")
+    names = destination_names(schema, {"field_13": "status_code"})
+    arrow = table_schema(schema, names)
+    record = app["records"]["object_1"][0]
+    row = to_table_row(record["id"], format_record(record, schema), names, arrow, modified_field="field_27",
+                       synced_at=SYNCED)
+    assert set(row) == set(arrow.names)
+    assert isinstance(row["signal_id"], float) and isinstance(row["pedestrian_signal"], bool)
+    assert isinstance(row["status"], list) and isinstance(row["corridor"], list)
+    assert row["location"]["latitude"] == float(record["field_19_raw"]["latitude"])
+    assert row["_knack_modified"] == row["modified_date"] and row["_knack_modified"].tzinfo == UTC
+
+
+def test_the_real_knackpy_app_every_field_type() -> None:
+    metadata = json.loads((KNACKPY_TEST_APP / "metadata.json").read_text())
+    records = json.loads((KNACKPY_TEST_APP / "records-object_3.json").read_text())["records"]
+    schema = container_schema(metadata, "object_3")
+    names = destination_names(schema)
+    arrow = table_schema(schema, names)
+    assert names["field_125"] == "_id"  # a field called "id" never takes the record id's column
+    types = {f.name: f.type for f in arrow}
+    assert types["number"] == pa.float64() and types["currency"] == pa.float64()
+    assert types["yes_no"] == pa.bool_() and types["multiple_choice"] == LIST and types["customer"] == LIST
+    assert types["address_lat_lon"] == ADDRESS and types["date_time_w_time_default_current"] == TIMESTAMP
+    rows = [to_table_row(r["id"], format_record(r, schema), names, arrow, modified_field="field_37",
+                         synced_at=SYNCED) for r in records]
+    table = pa.Table.from_pylist(rows, schema=arrow)
+    assert table.num_rows == len(records) == 25
+    first = rows[0]
+    assert first["number"] == 100.0 and first["currency"] == 100.43 and first["yes_no"] is True
+    assert first["multiple_choice"] == ["Extra Cheese"] and first["customer"] == ["Johnny C"]
+    assert first["address_lat_lon"] == {"text": "Bauchi, Nigeria", "latitude": 10.0, "longitude": 10.0}
+    assert first["date_time_w_time_default_current"] == datetime(2018, 7, 3, 15, 26, tzinfo=UTC)  # 10:26 CDT
+    assert first["_knack_modified"] == datetime(2019, 9, 13, 7, 43, tzinfo=UTC)
+
+
+def test_a_field_taking_a_system_column_is_refused() -> None:
+    app = generated()
+    schema = container_schema(app["metadata"], "object_1")
+    names = {**destination_names(schema, {"field_13": "status_code"}), "field_2": "_synced_at"}
+    with pytest.raises(ConfigError, match="field_2 becomes column '_synced_at'.*socrata_field_map"):
+        table_schema(schema, names)
+
+
+def test_schema_drift_names_dropped_and_retyped_columns_only() -> None:
+    stored = {"id": "string", "notes": "string", "lanes": "double"}
+    assert schema_drift(None, stored) == []
+    assert schema_drift(stored, {**stored, "added": "string"}) == []  # an added column merges in
+    assert schema_drift(stored, {"id": "string", "field_notes": "string", "lanes": "string"}) == [
+        "notes (no longer a column)", "lanes (double → string)"]
+
+
+@pytest.mark.parametrize(("settings", "body", "expected"), [
+    ({}, {}, []),
+    ({"tables": True}, {}, ["table"]),
+    ({"tables": True}, {"table": False}, []),
+    ({}, {"table": True, "socrata_resource_id": "abcd-1234"}, ["socrata", "table"]),
+])
+def test_table_is_a_destination_per_container_or_by_default(settings: dict[str, Any], body: dict[str, Any],
+                                                             expected: list[str]) -> None:
+    raw = {**settings, "apps": {"a": {"containers": {"object_1": {"modified_date_field_id": "field_1", **body}}}}}
+    assert parse_config(raw, "x").container("a", "object_1").destinations() == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"tables": "yes"}, "settings: tables: Input should be a valid boolean"),
+    ({"table_compact_every": -1}, "settings: table_compact_every: Input should be greater than or equal to 0"),
+    ({"table_retention_hours": "a week"}, "settings: table_retention_hours"),
+    ({"apps": {"a": {"containers": {"object_1": {"modified_date_field_id": "field_1", "table": "on"}}}}},
+     "app 'a', container 'object_1': table: Input should be a valid boolean"),
+])
+def test_table_settings_are_checked(raw: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+        parse_config({"apps": {}, **raw}, "x.yaml")
