@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RECORDS, CHANGED, DELETED = 1200, 7, 3
 
 
+@pytest.mark.timeout(900)  # three phases of a real sync with every destination, as subprocesses
 def test_bench_run_counts(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     done = subprocess.run([sys.executable, "bench/run.py", "--records", str(RECORDS), "--changed", str(CHANGED),
