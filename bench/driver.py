@@ -74,7 +74,9 @@ class FetchClock:
         first = min(s for s, _ in self.spans)
         last = max(e for _, e in self.spans)
         return {"pages": len(self.spans), "seconds": round(last - first, 3), "metadata_requests": self.metadata,
-                "first_page_seconds": round(min(self.spans)[1] - first, 3)}
+                "first_page_seconds": round(min(self.spans)[1] - first, 3),
+                # CLOCK_MONOTONIC is one clock for every process: concurrent runs are put on one time line
+                "first_start": first, "last_end": last}
 
 
 def peak_rss_mb() -> float:
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["flow_wall_seconds"] = round(time.monotonic() - started, 3)
     result["fetch"] = clock.summary()
+    from tasks.knack.ratelimit import limiter_stats
+
+    result["limiter"] = limiter_stats()  # Prefect API calls the rate limit made (empty without a server)
     result["gc"] = gc_clock.summary()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["maxrss_mb"] = peak_rss_mb()
