@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--full", action="store_true")
     p.add_argument("--store-only", action="store_true", help="publish nowhere (the flow's destinations=[])")
+    p.add_argument("--barrier", help="once Prefect is up, write <pid>.ready here and start the sync when a file "
+                   "'go' appears (runs started together, whatever their start-up took)")
     args = p.parse_args(argv)
 
     clock = FetchClock()
@@ -112,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     with get_client(sync_client=True) as client:  # starts the temporary API now, outside the flow's time
         client.api_healthcheck()
     result["prefect_startup_seconds"] = round(time.monotonic() - started, 3)
+    if args.barrier:
+        import os
+
+        barrier = Path(args.barrier)
+        (barrier / f"{os.getpid()}.ready").write_text("")
+        while not (barrier / "go").exists():
+            time.sleep(0.005)
     started = time.monotonic()
     try:
         state = sync(app=args.app, container=args.container, env=args.env, full=args.full,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,19 @@ def _fetch(args: argparse.Namespace, work: Path, env: dict[str, str], knack: Any
     url = knack.ready["url"]
     post(f"{url}/_admin/counters/reset")
     env = env | _knack_env(knack)
+    barrier = work / f"{name}.barrier"
+    barrier.mkdir(exist_ok=True)
     runs = []
     for container in containers:
         driver_out = work / f"{name}-{container}.driver.json"
         log = (work / f"{name}-{container}.driver.log").open("w")
-        runs.append((driver_out, log, subprocess.Popen(driver_argv(driver_out, config, container, True, True),
-                                                       cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)))
+        argv = driver_argv(driver_out, config, container, True, True) + ["--barrier", str(barrier)]
+        runs.append((driver_out, log, subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
+                                                       stderr=subprocess.STDOUT)))
+    # every run waits, Prefect started, until all are ready: then they start together
+    while len(list(barrier.glob("*.ready"))) < len(runs) and all(p.poll() is None for _, _, p in runs):
+        time.sleep(0.05)
+    (barrier / "go").write_text("")
     drivers = []
     for driver_out, log, process in runs:
         process.wait()
