@@ -311,20 +311,21 @@ def prefect_api_configured() -> bool:
 
 
 _LOCAL: dict[tuple[str, float], LocalRateLimiter] = {}
-_GLOBAL: dict[tuple[str, float], PrefectRateLimiter] = {}
+_GLOBAL: dict[tuple[str, float, int | None], PrefectRateLimiter] = {}
 _LOCK = threading.Lock()
 
 
-def make_rate_limiter(app_name: str, per_second: float = 10) -> RateLimiter:
+def make_rate_limiter(app_name: str, per_second: float = 10, batch: int | None = None) -> RateLimiter:
     """The limiter for an app, one per process (every client of the app in this process shares it): the
     Prefect limit ``knack-<app>`` taken in batches when a server is configured, else a local limiter.
     """
     key = (app_name, float(per_second))
     with _LOCK:
         if prefect_api_configured():
-            if key not in _GLOBAL:
-                _GLOBAL[key] = PrefectRateLimiter(f"knack-{app_name}", per_second)
-            return _GLOBAL[key]
+            if (app_name, float(per_second), batch) not in _GLOBAL:
+                _GLOBAL[(app_name, float(per_second), batch)] = PrefectRateLimiter(f"knack-{app_name}", per_second,
+                                                                                 batch=batch)
+            return _GLOBAL[(app_name, float(per_second), batch)]
         if key not in _LOCAL:
             _LOCAL[key] = LocalRateLimiter(per_second)
         return _LOCAL[key]

@@ -38,7 +38,7 @@ PROGRESS_EVERY_S = 10.0
 def knack_client(app: AppConfig, env: str) -> KnackClient:
     """A client for one app, its requests shared with every other run of the app through the limiter."""
     return KnackClient(knack_credentials(app.name, env), app.name,
-                       limiter=make_rate_limiter(app.name, app.rate_limit_per_second),
+                       limiter=make_rate_limiter(app.name, app.rate_limit_per_second, app.rate_limit_batch),
                        quota_floor=app.quota_floor)
 
 

@@ -22,7 +22,12 @@ def local_config(path: Path, store: Path, **app: int) -> Path:
 
 def test_a_fan_out_that_would_break_the_quota_floor_starts_no_run(prefect_harness: None, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
 
     from flows.sync_app import sync_app
     from tasks.domain.errors import KnackServicesError
