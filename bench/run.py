@@ -65,6 +65,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--knack-latency-ms", type=float, default=0.0, help="base latency of a Knack page (L)")
     p.add_argument("--per-record-ms", type=float, default=0.0, help="extra Knack latency per record (R)")
     p.add_argument("--rate-limit", type=int, default=10, help="Knack requests per second (app limit)")
+    p.add_argument("--rate-limit-batch", type=int, help="the app's rate_limit_batch (default: the config's)")
     p.add_argument("--store-workers", type=int, default=16, help="store_workers in the config")
     p.add_argument("--reference-workers", type=int, default=16, help="threads and connections of the reference")
     p.add_argument("--no-reference", action="store_true",
@@ -102,6 +103,8 @@ def write_inputs(work: Path, args: argparse.Namespace, bucket: str = BUCKET,
     raw = yaml.safe_load((ROOT / "config" / "knack-services.yaml").read_text())
     app = raw["apps"][APP]
     app["rate_limit_per_second"] = args.rate_limit
+    if getattr(args, "rate_limit_batch", None):
+        app["rate_limit_batch"] = args.rate_limit_batch
     app["containers"] = {key: app["containers"][key] for key in (CONTAINER, VIEW)}
     raw.update({"bucket": bucket, "store": "s3", "store_workers": args.store_workers, "apps": {APP: app}})
     config = work / name
