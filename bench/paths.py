@@ -77,8 +77,29 @@ def compare(args: argparse.Namespace, work: Path, base_env: dict[str, str]) -> d
                 result["two"] = _fetch(args, work, env, pair, s3.ready["url"], f"{path}-two", [CONTAINER, VIEW])
         if args.reconcile_records:
             out["reconcile"] = _reconcile(args, work, base_env | aws, stack, s3.ready["url"])
+    out["checks"] = checks(out)
     out["table"] = table(out, args)
     return out
+
+
+def checks(out: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, each a yes/no with the number it was judged on."""
+    result: dict[str, Any] = {}
+    for path, runs in out["paths"].items():
+        for key, r in runs.items():
+            ratio, per_run = r["t_star_over_t"], len(r["containers"])
+            result[f"{path}:{key}:t_star_over_t>=0.9"] = {"value": ratio, "ok": bool(ratio and ratio >= 0.9)}
+            result[f"{path}:{key}:429s<=1_per_run"] = {"value": r["http_429"], "ok": r["http_429"] <= per_run}
+            if path == "prefect":
+                calls = r["api_calls_per_knack_request"]
+                result[f"{path}:{key}:api_calls_per_knack_request<=0.1"] = {"value": calls,
+                                                                            "ok": calls is not None and calls <= 0.1}
+    for name, phase in (out.get("reconcile") or {}).get("phases", {}).items():
+        if "target" in phase:
+            result[f"reconcile:{name}:rows_and_features=={phase['target']}"] = {
+                "value": [phase["socrata_rows_sent"] + phase["socrata_deleted_rows_sent"],
+                          phase["arcgis_features_sent"] + phase["arcgis_features_deleted"]], "ok": phase["ok"]}
+    return result
 
 
 def _knack(stack: ExitStack, work: Path, name: str, records: int, args: argparse.Namespace) -> Any:
