@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KnackServicesError, OSError) as exc:
         print(f"quota plan failed: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the store or the Prefect API could not be reached: one line, not a traceback
+        print(f"quota plan failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     print(render(plans, args.env))
     return 1 if refusal(plans) else 0
 
