@@ -48,6 +48,7 @@ def test_bench_run_counts(tmp_path: Path) -> None:
     assert ratio.returncode == 0 and json.loads(ratio.stdout)["ratio"] == 1.0
 
 
+@pytest.mark.timeout(1500)  # a Prefect server, six syncs and three publishing runs
 def test_bench_paths_side_by_side(tmp_path: Path) -> None:
     """``--paths ephemeral,prefect --concurrent 2 --reconcile-records``: both paths in one run, their counts."""
     out = tmp_path / "paths.json"
