@@ -74,7 +74,9 @@ class FetchClock:
         first = min(s for s, _ in self.spans)
         last = max(e for _, e in self.spans)
         return {"pages": len(self.spans), "seconds": round(last - first, 3), "metadata_requests": self.metadata,
-                "first_page_seconds": round(min(self.spans)[1] - first, 3)}
+                "first_page_seconds": round(min(self.spans)[1] - first, 3),
+                # CLOCK_MONOTONIC is one clock for every process: concurrent runs are put on one time line
+                "first_start": first, "last_end": last}
 
 
 def peak_rss_mb() -> float:
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--full", action="store_true")
     p.add_argument("--store-only", action="store_true", help="publish nowhere (the flow's destinations=[])")
+    p.add_argument("--barrier", help="once Prefect is up, write <pid>.ready here and start the sync when a file "
+                   "'go' appears (runs started together, whatever their start-up took)")
     args = p.parse_args(argv)
 
     clock = FetchClock()
@@ -110,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     with get_client(sync_client=True) as client:  # starts the temporary API now, outside the flow's time
         client.api_healthcheck()
     result["prefect_startup_seconds"] = round(time.monotonic() - started, 3)
+    if args.barrier:
+        import os
+
+        barrier = Path(args.barrier)
+        (barrier / f"{os.getpid()}.ready").write_text("")
+        while not (barrier / "go").exists():
+            time.sleep(0.005)
     started = time.monotonic()
     try:
         state = sync(app=args.app, container=args.container, env=args.env, full=args.full,
@@ -121,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["flow_wall_seconds"] = round(time.monotonic() - started, 3)
     result["fetch"] = clock.summary()
+    from tasks.knack.ratelimit import limiter_stats
+
+    result["limiter"] = limiter_stats()  # Prefect API calls the rate limit made (empty without a server)
     result["gc"] = gc_clock.summary()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["maxrss_mb"] = peak_rss_mb()

@@ -95,7 +95,17 @@ def ceiling(rate: float, rows_per_page: int, records: int) -> dict[str, Any]:
             "pages_for_all_records": math.ceil(records / rows_per_page)}
 
 
-def checks(result: dict[str, Any], changed: int) -> dict[str, Any]:
+def best_concurrent_seconds(page_requests: int, runs: int, rate: float, first_latency: float,
+                            last_latency: float) -> float:
+    """T* for ``runs`` fetches of one app started together, ``page_requests`` pages in all: every run's
+    page 1 goes at once (they tell the page counts), then the rest share the limit, then the last page.
+    ``L + (P - k)/r + L``; one run is ``best_fetch_seconds``."""
+    if page_requests <= runs:
+        return first_latency
+    return first_latency + (page_requests - runs) / rate + last_latency
+
+
+def checks(result: dict[str, Any], changed: int, deleted: int = 0) -> dict[str, Any]:
     """The targets, each a yes/no with the number it was judged on."""
     phases = result["phases"]
     out: dict[str, Any] = {}
@@ -113,6 +123,13 @@ def checks(result: dict[str, Any], changed: int) -> dict[str, Any]:
         expected = k["pages_with_records"] + (1 if phase["metadata_cache"] == "cold" else 0) + lookups
         out[f"{name}:knack_requests==pages(+1 cold metadata, +lookups confirming deletes)"] = {
             "value": [k["requests"], expected], "ok": k["requests"] == expected}
+    for name, target in (("reconcile-unchanged", 0), ("reconcile-edited", changed + deleted)):
+        phase = phases.get(name)
+        if phase and not result["params"].get("store_only"):
+            rows = phase["socrata"]["rows_sent"] + phase["socrata"]["deleted_rows_sent"]
+            features = phase["arcgis"]["features_sent"] + phase["arcgis"].get("deleted_features", 0)
+            out[f"{name}:rows_and_features_sent=={target}"] = {"value": [rows, features], "expected": target,
+                                                               "ok": rows == features == target}
     inc = phases.get("incremental")
     if inc and result["params"].get("store_only"):
         puts = inc["s3"]["record_puts"]

@@ -50,7 +50,12 @@ from bench.services import (  # noqa: E402
     start_prefect_server,
 )
 
-APP, CONTAINER, ENV, BUCKET, ROWS = "demo", "object_1", "dev", "bench-store", 1000
+APP, CONTAINER, VIEW, ENV, BUCKET, ROWS = "demo", "object_1", "view_1", "dev", "bench-store", 1000
+
+
+PHASES = ("full", "incremental", "reconcile", "reconcile-unchanged", "reconcile-edited")
+FULL = {"full", "reconcile", "reconcile-unchanged", "reconcile-edited"}  # run with --full (full is the first run)
+EDITED = {"incremental", "reconcile-edited"}  # K edits and D deletes in Knack before the phase
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +66,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--knack-latency-ms", type=float, default=0.0, help="base latency of a Knack page (L)")
     p.add_argument("--per-record-ms", type=float, default=0.0, help="extra Knack latency per record (R)")
     p.add_argument("--rate-limit", type=int, default=10, help="Knack requests per second (app limit)")
+    p.add_argument("--rate-limit-batch", type=int, help="the app's rate_limit_batch (default: the config's)")
     p.add_argument("--store-workers", type=int, default=16, help="store_workers in the config")
     p.add_argument("--reference-workers", type=int, default=16, help="threads and connections of the reference")
     p.add_argument("--no-reference", action="store_true",
@@ -68,17 +74,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--store-only", action="store_true",
                    help="sync into the store only, publishing nowhere (fetch and store questions at large N)")
     p.add_argument("--no-table", action="store_true", help="leave the analytics table out (Socrata and ArcGIS only)")
-    p.add_argument("--phases", default="full,incremental,reconcile", help="comma-separated subset, in order")
+    p.add_argument("--phases", default="full,incremental,reconcile",
+                   help=f"comma-separated, in order, from {', '.join(PHASES)} (reconcile-unchanged: a full "
+                   "refresh with no change since the run before; reconcile-edited: after K edits and D deletes)")
     p.add_argument("--prefect-server", action="store_true",
                    help="run a local Prefect API server (the global-concurrency rate limiter is used)")
+    p.add_argument("--paths", help="compare the Knack fetch on these paths side by side, e.g. "
+                   "'ephemeral,prefect' (no Prefect API: a local limiter; a local Prefect server: the global "
+                   "limit, as in production); store only, full fetch; replaces --phases")
+    p.add_argument("--concurrent", type=int, default=0, choices=(0, 2),
+                   help="with --paths: also two runs of one app started together (object_1 and view_1)")
+    p.add_argument("--concurrent-records", type=int,
+                   help="records in the app for the concurrent runs (default: half of --records)")
+    p.add_argument("--reconcile-records", type=int, default=0,
+                   help="with --paths: also a container of this many records published to both destinations: "
+                   "full, reconcile after no change, reconcile after K edits and D deletes")
     p.add_argument("--profile", metavar="DIR", help="py-spy (--gil) the full phase; write collapsed stacks here")
     p.add_argument("--workdir", help="keep logs and state here (default: a temporary directory)")
     p.add_argument("--json", dest="json_out", help="also write the result here")
     return p.parse_args(argv)
 
 
-def write_inputs(work: Path, args: argparse.Namespace) -> tuple[Path, Any]:
-    """The bench config (demo app, object_1 only, S3 store) and the destination schemas."""
+def write_inputs(work: Path, args: argparse.Namespace, bucket: str = BUCKET,
+                 name: str = "knack-services.yaml") -> tuple[Path, Any]:
+    """The bench config (demo app, object_1 and view_1, S3 store) and the destination schemas."""
     from emulators.knack import generate_app
     from emulators.provision import agol_definition, socrata_schema
     from tasks.domain.config import load_config
@@ -86,10 +105,12 @@ def write_inputs(work: Path, args: argparse.Namespace) -> tuple[Path, Any]:
     raw = yaml.safe_load((ROOT / "config" / "knack-services.yaml").read_text())
     app = raw["apps"][APP]
     app["rate_limit_per_second"] = args.rate_limit
-    app["containers"] = {CONTAINER: app["containers"][CONTAINER]}
-    raw.update({"bucket": BUCKET, "store": "s3", "store_workers": args.store_workers, "apps": {APP: app},
-                "tables": not args.no_table})
-    config = work / "knack-services.yaml"
+    if getattr(args, "rate_limit_batch", None):
+        app["rate_limit_batch"] = args.rate_limit_batch
+    app["containers"] = {key: app["containers"][key] for key in (CONTAINER, VIEW)}
+    raw.update({"bucket": bucket, "store": "s3", "store_workers": args.store_workers, "apps": {APP: app},
+                "tables": not getattr(args, "no_table", False)})
+    config = work / name
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg = load_config(config).container(APP, CONTAINER)
     metadata = generate_app(records=3, seed=1)["metadata"]  # identical for every N
@@ -98,13 +119,17 @@ def write_inputs(work: Path, args: argparse.Namespace) -> tuple[Path, Any]:
     return config, cfg
 
 
+def driver_argv(out: Path, config: Path, container: str, full: bool, store_only: bool) -> list[str]:
+    return [PY, str(ROOT / "bench" / "driver.py"), "--out", str(out), "--config", str(config), "--app", APP,
+            "--container", container, "--env", ENV] + (["--full"] if full else []) \
+        + (["--store-only"] if store_only else [])
+
+
 def run_phase(name: str, args: argparse.Namespace, work: Path, env: dict[str, str], config: Path,
               full: bool) -> dict[str, Any]:
     """One sync in a fresh process (py-spy wraps it for the profiled phase)."""
     out = work / f"{name}.driver.json"
-    argv = [PY, str(ROOT / "bench" / "driver.py"), "--out", str(out), "--config", str(config),
-            "--app", APP, "--container", CONTAINER, "--env", ENV] + (["--full"] if full else []) \
-        + (["--store-only"] if args.store_only else [])
+    argv = driver_argv(out, config, CONTAINER, full, args.store_only)
     if args.profile and name == "full":
         Path(args.profile).mkdir(parents=True, exist_ok=True)
         argv = [str(Path(PY).with_name("py-spy")), "record", "--gil", "--rate", "200", "--format", "raw",
@@ -162,6 +187,9 @@ def measure(name: str, args: argparse.Namespace, work: Path, env: dict[str, str]
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     phases = [p for p in args.phases.split(",") if p]
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        raise SystemExit(f"unknown phase {', '.join(unknown)}: choose from {', '.join(PHASES)}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="knack-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(work / "prefect", ignore_errors=True)  # a cold metadata cache for the first phase
@@ -172,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
                          os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"),
                      "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     result: dict[str, Any] = {"params": {k: v for k, v in vars(args).items() if k not in ("json_out", "workdir")}}
+    if args.paths:
+        from bench.paths import compare
+
+        result["params"]["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+        result |= compare(args, work, base_env)
+        return _finish(result, args, work)
     with ExitStack() as stack:
         knack = start(stack, "knack", [PY, str(ROOT / "bench" / "knack_host.py"), "--records", str(args.records),
                                        "--rate-limit", str(args.rate_limit), "--latency-ms", str(args.knack_latency_ms),
@@ -194,13 +228,13 @@ def main(argv: list[str] | None = None) -> int:
             "AGOL_CA_BUNDLE": ca, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": urls["s3"]}
         if args.prefect_server:
-            env["PREFECT_API_URL"] = start_prefect_server(stack, work, env, _free_port())
+            env["PREFECT_API_URL"] = start_prefect_server(stack, work, env, free_port())
         result["params"]["limiter"] = "prefect" if args.prefect_server else "local"
         result["params"]["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
 
         if args.no_reference:
             reference: dict[str, Any] = {}
-            ids = _ids(urls["knack"])
+            ids = ids_of(urls["knack"])
         else:
             reference = _reference(work, urls, args, "bench-ref")
             ids = reference.pop("ids")
@@ -212,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         result["phases"] = {}
         cache = "cold"
         for name in phases:
-            if name == "incremental" or (name == "reconcile" and "incremental" not in phases):
-                _edit(urls["knack"], args, ids)  # a reconcile alone after the full sync sees the edits itself
+            if name in EDITED or (name == "reconcile" and "incremental" not in phases):
+                edit(urls["knack"], args, ids)  # a reconcile alone after the full sync sees the edits itself
             load = os.getloadavg()[0]
-            result["phases"][name] = phase = measure(name, args, work, env, config, urls, name == "reconcile", ca,
+            result["phases"][name] = phase = measure(name, args, work, env, config, urls, name in FULL, ca,
                                                      cfg.socrata_resource_id, cache)
             phase["load_average_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
             cache = "warm"
@@ -228,12 +262,18 @@ def main(argv: list[str] | None = None) -> int:
                 mean = (reference["server_put_rate"] + again["server_put_rate"]) / 2
                 phase["store_vs_reference"] = round(phase["s3"]["record_put_rate"] / mean, 3)
     result["knack_ceiling"] = metrics.ceiling(args.rate_limit, ROWS, args.records)
-    result["checks"] = metrics.checks(result, args.changed)
+    result["checks"] = metrics.checks(result, args.changed, args.deleted)
+    return _finish(result, args, work)
+
+
+def _finish(result: dict[str, Any], args: argparse.Namespace, work: Path) -> int:
     text = json.dumps(result, indent=1)
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(text + "\n")
     print(text)
+    if "table" in result:
+        print("\n".join(result["table"]), file=sys.stderr)
     print(f"work directory (logs, state): {work}", file=sys.stderr)
     return 0
 
@@ -263,12 +303,12 @@ def _reference(work: Path, urls: dict[str, str], args: argparse.Namespace, bucke
     return result
 
 
-def _ids(knack_url: str) -> list[str]:
+def ids_of(knack_url: str) -> list[str]:
     """The container's record ids (the admin route sends whole records: keep only the ids)."""
     return [r["id"] for r in get(f"{knack_url}/_admin/objects/{CONTAINER}/records")["records"]]
 
 
-def _edit(knack_url: str, args: argparse.Namespace, ids: list[str]) -> None:
+def edit(knack_url: str, args: argparse.Namespace, ids: list[str]) -> None:
     """K random edits and D deletes (of records not edited), through the emulator's admin routes."""
     edited = set(post(f"{knack_url}/_admin/objects/{CONTAINER}/edit-random",
                       {"count": args.changed, "seed": 5})["ids"]) if args.changed else set()
@@ -277,7 +317,7 @@ def _edit(knack_url: str, args: argparse.Namespace, ids: list[str]) -> None:
         delete(f"{knack_url}/_admin/objects/{CONTAINER}/records/{rid}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:

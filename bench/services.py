@@ -116,13 +116,19 @@ def socrata_counts(url: str, resource_id: str) -> dict[str, int]:
 
 
 def arcgis_counts(url: str, ca_bundle: str) -> dict[str, int]:
-    """Features sent in edits (adds + updates) and edit requests, from the emulator's request log."""
-    features = edits = 0
+    """Features sent in edits (adds + updates), features deleted by id, and edit requests, from the
+    emulator's request log (ids in a ``deletes``/``objectIds`` value the log cut short are not counted)."""
+    features = edits = deleted = 0
     for entry in get(f"{url}/_admin/requests", verify=ca_bundle)["requests"]:
+        params = entry.get("params") or {}
+        for key in ("deletes", "objectIds"):
+            value = str(params.get(key) or "").strip("[] ")
+            if value and entry["path"].endswith(("/applyEdits", "/deleteFeatures")):
+                deleted += len([v for v in value.split(",") if v.strip()])
         sizes = entry.get("sizes") or {}
         if sizes:
             edits += 1
             features += sum(max(v, 0) for k, v in sizes.items() if k in ("adds", "updates", "features"))
         elif entry["path"].endswith(("/applyEdits", "/deleteFeatures")):
             edits += 1
-    return {"features_sent": features, "edit_requests": edits}
+    return {"features_sent": features, "deleted_features": deleted, "edit_requests": edits}

@@ -19,6 +19,7 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
     refuse_early("sync-app")
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
@@ -28,13 +29,31 @@ from flows._cli import LIMITS, run
 from flows._params import Env
 from flows._refuse import check_args, refused
 from flows.sync import sync
-from tasks.domain.config import ENVS, check_env, load_config
+from tasks.domain.config import ENVS, Config, check_env, load_config
 from tasks.domain.errors import ConfigError, KnackServicesError
+from tasks.domain.quota import refusal, render
+from tasks.quota import quota_plan, schedules_from_api
 
 
 def deployment_name(app: str, container: str, env: str) -> str:
     """The ``sync`` deployment of one container, as prefect.yaml names it."""
     return f"sync/{app}-{container.replace('_', '-')}-{env}"
+
+
+@task(name="knack-quota-plan", cache_policy=NO_CACHE)
+def check_quota_plan(config: Config, env: str, apps: list[str], jobs: list[tuple[str, str]], full: bool) -> None:
+    """Project each Knack account's requests today (the deployments' schedules, each container's size in
+    the store, and the runs this fan-out is about to start); leave the plan as an artifact; refuse,
+    before any run starts, when an account would break its quota floor."""
+    plans = quota_plan(config, env, apps, schedules_from_api(env), {job: full for job in jobs})
+    markdown = render(plans, env)
+    create_markdown_artifact(key=f"knack-quota-plan-{'-'.join(sorted(apps))}-{env}"[:100], markdown=markdown,
+                             description="Knack requests a day, projected from the schedules and the store")
+    reason = refusal(plans)
+    if reason:
+        raise KnackServicesError(f"sync-app refused, no run started: {reason} (README.md, \"Knack quota plan\")")
+    get_run_logger().info("Knack quota plan: %s", "; ".join(
+        f"{p.account} {p.requests:,} of {p.daily_quota:,} a day (floor {p.quota_floor:,})" for p in plans))
 
 
 @task(name="sync-container", cache_policy=NO_CACHE)
@@ -57,7 +76,8 @@ def run_container_deployment(app: str, container: str, env: str, full: bool) -> 
       task_runner=ThreadPoolTaskRunner(max_workers=4))
 def sync_app(env: Env, app: str | None = None, full: bool = False, via_deployments: bool = False,
              config_path: str | None = None) -> dict[str, str]:
-    """Every configured container of ``app`` (every app when None); fails if any container failed.
+    """Every configured container of ``app`` (every app when None); fails if any container failed, and
+    starts none when the Knack quota plan says an account would break its floor.
 
     Args:
         env: The environment: the store's prefix and the suffix of every credential block.
@@ -71,6 +91,7 @@ def sync_app(env: Env, app: str | None = None, full: bool = False, via_deploymen
     config = load_config(config_path)
     apps = [config.app(app)] if app else list(config.apps.values())
     jobs = [(a.name, key) for a in apps for key in a.containers]
+    check_quota_plan(config, env, [a.name for a in apps], jobs, full)
     get_run_logger().info("syncing %d containers of %s", len(jobs), ", ".join(a.name for a in apps))
     if via_deployments:
         futures = {job: run_container_deployment.submit(job[0], job[1], env, full) for job in jobs}

@@ -158,7 +158,25 @@ class AppConfig(BaseModel):
     name: str
     rate_limit_per_second: float = Field(default=10, gt=0, le=100)
     quota_floor: int = Field(default=0, ge=0)
+    # slots of the shared Prefect limit one API call takes (None: max(10, rate_limit_per_second)); larger
+    # batches spend fewer API calls, smaller ones let concurrent runs of the app take turns sooner
+    rate_limit_batch: int | None = Field(default=None, ge=1, le=1000, strict=True)
+    # the Knack plan's requests a day (Starter 1,000, Pro 5,000, Corporate 10,000, Plus 25,000), shared by
+    # the apps of one account: apps with the same quota_account share one quota (default: the app alone)
+    daily_quota: int = Field(default=5000, ge=1, le=1_000_000_000, strict=True)
+    quota_account: str | None = Field(default=None, min_length=1, max_length=100)
     containers: dict[str, ContainerConfig]
+
+    @model_validator(mode="after")
+    def _floor_below_quota(self) -> AppConfig:
+        if self.quota_floor >= self.daily_quota:
+            raise ValueError(f"quota_floor ({self.quota_floor}) must be below daily_quota ({self.daily_quota})")
+        return self
+
+    @property
+    def account(self) -> str:
+        """Whose daily quota the app's requests count against."""
+        return self.quota_account or self.name
 
 
 class Settings(BaseModel):

@@ -1,18 +1,33 @@
 """Rate limiters for Knack requests: one budget per app, shared by every request of every run.
 
 Knack allows 10 requests per second per app. In a single process ``LocalRateLimiter`` keeps any
-one-second window under the limit; with a Prefect API server, ``PrefectRateLimiter`` spends a
-global concurrency limit with slot decay, so runs on several workers share the same budget.
+one-second window under the limit; with a Prefect API server, ``PrefectRateLimiter`` takes slots of a
+Prefect global concurrency limit in batches, so runs on several workers share the same budget while
+the limiter spends one Prefect API call per batch, not one per Knack request.
+
+Why a batch keeps the app's limit across processes (``PrefectRateLimiter``): the global limit
+``knack-<app>`` has ``limit = B`` slots and decays at ``d = r / (1 + 2 margin)`` slots a second, and a
+process always takes all ``B`` slots at once. Taking ``B`` succeeds only when the decayed count is 0, so
+after a take sent at ``t`` nobody (this process included) takes again before ``t + B/d``. The taker hands
+its ``B`` grants out ``1/p`` apart (``p = r / (1 + margin)``), the first once the take is answered, and
+none later than ``t + B/d - 1/p``; a grant it could not hand out by then is dropped. So every grant of
+every process is at least ``1/p`` after the one before it, and any one-second window holds at most ``r``
+of them (``margin`` keeps that true when arrivals jitter by a few milliseconds; the window is longer
+than the ``B`` grants need by about ``B × margin / r``, room for the take's round trip). The Prefect server can only make the next take later than ``t + B/d`` (it rounds decay
+down, and a refused take restarts the decay clock), never earlier.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -60,49 +75,229 @@ class LocalRateLimiter:
             self._sleep(max(wait, 0.001))
 
 
-class PrefectRateLimiter:
-    """A Prefect global concurrency limit used as a rate limit (``rate_limit(name)``).
+# --- the global limit, through the Prefect API -------------------------------------------------------
 
-    Slots decay continuously, so a limit of ``burst`` slots refilling at ``per_second - burst`` per
-    second never admits more than ``per_second`` requests in one second. The limit is created (or
-    corrected) on first use. If the Prefect API cannot be reached, requests fall back to a local
-    limiter rather than failing the run.
-    """
+TAKEN, REFUSED, MISSING, MISFIT = "taken", "refused", "missing", "misfit"
 
-    def __init__(self, name: str, per_second: float, *, burst: int = 1) -> None:
-        self.name, self.per_second = name, per_second
-        self.burst = max(1, min(burst, int(per_second) - 1)) if per_second > 1 else 1
-        self._decay = max(per_second - self.burst, 0.1)
-        self._ready = False
-        self._fallback: LocalRateLimiter | None = None
+
+class LimitApi(Protocol):
+    """The two Prefect API operations the batched limiter needs (a fake stands in for it in unit tests)."""
+
+    def take(self, name: str, slots: int) -> tuple[str, int]:
+        """Take ``slots`` of the rate limit ``name`` in one call: ``(TAKEN, calls)`` when granted,
+        ``(REFUSED, calls)`` when the limit is full now, ``(MISSING, calls)`` when no such limit exists,
+        ``(MISFIT, calls)`` when it exists with another size or without decay."""
+        ...
+
+    def configure(self, name: str, limit: int, decay: float, exists: bool) -> int:
+        """Create the limit, or correct its size and decay (and make it active); returns the API calls made."""
+        ...
+
+
+class PrefectLimitApi:
+    """``LimitApi`` over the Prefect client: ``POST /v2/concurrency_limits/increment`` in ``rate_limit``
+    mode, and creating or updating the limit. One client for the life of the process."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
         self._lock = threading.Lock()
 
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from prefect.client.orchestration import get_client
+
+                self._client = get_client(sync_client=True)
+                self._client.__enter__()
+            return self._client
+
+    def take(self, name: str, slots: int) -> tuple[str, int]:
+        import httpx
+
+        client = self._get_client()
+        try:
+            response = client.request("POST", "/v2/concurrency_limits/increment",
+                                      json={"names": [name], "slots": slots, "mode": "rate_limit"})
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 423:
+                return REFUSED, 1
+            if exc.response.status_code == 422:  # more slots than the limit has, or a limit without decay
+                return MISFIT, 1
+            raise
+        limits = response.json()
+        if not limits:
+            return MISSING, 1
+        if any(int(limit.get("limit", slots)) != slots for limit in limits):
+            return MISFIT, 1
+        return TAKEN, 1
+
+    def configure(self, name: str, limit: int, decay: float, exists: bool) -> int:
+        """One call: update the limit when it exists, else create it (and update it when another process
+        created it first)."""
+        import httpx
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        client = self._get_client()
+        update = GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=decay, active=True)
+        if exists:
+            client.update_global_concurrency_limit(name, update)
+            return 1
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=limit, slot_decay_per_second=decay))
+            return 1
+        except (ObjectAlreadyExists, httpx.HTTPStatusError) as exc:
+            if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code != 409:
+                raise
+        client.update_global_concurrency_limit(name, update)
+        return 2
+
+
+@dataclass
+class LimiterStats:
+    """What a batched limiter spent: Prefect API calls against the Knack requests it granted."""
+
+    api_calls: int = 0   # every call to the Prefect API: takes (granted or refused) and configuring the limit
+    batches: int = 0     # takes granted
+    refused: int = 0     # takes refused because another process held the limit
+    grants: int = 0      # Knack requests let through
+    dropped: int = 0     # slots of a batch that expired unused (harmless: they only held the limit)
+    fallback: bool = False  # the Prefect API failed: this process limits itself only
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["api_calls_per_request"] = round(self.api_calls / self.grants, 3) if self.grants else None
+        return out
+
+
+class PrefectRateLimiter:
+    """The app's rate shared by every process through a Prefect global concurrency limit, taken in batches.
+
+    One API call takes ``batch`` slots (the whole limit); the grants are then handed out locally, paced
+    ``1/pace`` apart, within the batch's window (the module docstring has the argument). The limit is
+    created or corrected when the first take finds it missing or of another size. A refused take waits
+    one window, the longest another process can hold the limit. If the Prefect API fails, requests fall
+    back to a local limiter rather than failing the run.
+    """
+
+    def __init__(self, name: str, per_second: float, *, batch: int | None = None, margin: float = 0.02,
+                 api: LimitApi | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.name, self.per_second = name, per_second
+        self.batch = max(1, int(batch if batch is not None else max(10, math.ceil(per_second))))
+        self.pace = per_second / (1.0 + margin)         # grants a second, at most, in this process
+        self.decay = per_second / (1.0 + 2 * margin)    # slots a second the global limit frees
+        self.window = self.batch / self.decay           # how long one take holds the limit
+        self.stats = LimiterStats()
+        self._api = api if api is not None else PrefectLimitApi()
+        self._clock, self._sleep, self._jitter = clock, sleep, jitter
+        self._lock = threading.Lock()       # the batch's state
+        self._take_lock = threading.Lock()  # one take in flight per process
+        self._left = 0                      # grants left in the current batch
+        self._deadline = -math.inf          # no grant of the current batch after this
+        self._next = -math.inf              # the earliest next grant (pacing)
+        self._free_at = -math.inf           # this process's last take has surely decayed by then
+        self._fallback: LocalRateLimiter | None = None
+
     def __repr__(self) -> str:
-        return f"PrefectRateLimiter(name={self.name!r}, per_second={self.per_second})"
-
-    def _ensure_limit(self) -> None:
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            client.upsert_global_concurrency_limit_by_name(self.name, limit=self.burst,
-                                                           slot_decay_per_second=self._decay)
+        return f"PrefectRateLimiter(name={self.name!r}, per_second={self.per_second}, batch={self.batch})"
 
     def acquire(self) -> None:
-        from prefect.concurrency.sync import rate_limit
+        while True:
+            if self._fallback is not None:
+                self._fallback.acquire()
+                with self._lock:
+                    self.stats.grants += 1
+                return
+            wait = self._grant()
+            if wait is not None:
+                if wait > 0:
+                    self._sleep(wait)
+                return
+            with self._take_lock:
+                if self._has_grant():  # another thread took a batch meanwhile
+                    continue
+                self._take()
 
+    # --- internals -------------------------------------------------------------------------------
+
+    def _grant(self) -> float | None:
+        """A grant from the current batch: seconds to wait for its time, or None when there is none."""
         with self._lock:
-            if not self._ready and self._fallback is None:
-                try:
-                    self._ensure_limit()
-                    self._ready = True
-                except Exception as exc:  # any API trouble: keep going, politely
-                    log.warning("global rate limit %s unavailable (%s); limiting this process only",
-                                self.name, type(exc).__name__)
-                    self._fallback = LocalRateLimiter(self.per_second)
-        if self._fallback is not None:
-            self._fallback.acquire()
-            return
-        rate_limit(self.name, occupy=1, strict=True)
+            now = self._clock()
+            at = max(now, self._next)
+            if self._left > 0 and at <= self._deadline + 1e-9:
+                self._left -= 1
+                self._next = at + 1.0 / self.pace
+                self.stats.grants += 1
+                return at - now
+            if self._left > 0:  # the window closed before these were used
+                self.stats.dropped += self._left
+                self._left = 0
+            return None
+
+    def _has_grant(self) -> bool:
+        with self._lock:
+            return self._left > 0 and max(self._clock(), self._next) <= self._deadline + 1e-9
+
+    def _take(self) -> None:
+        """Take a batch (one API call when the limit is free); waits while another process holds it."""
+        configured, refusals = False, 0
+        while True:
+            wait = self._free_at - self._clock()
+            if wait > 0:  # our own last batch still holds the limit: asking now would be refused
+                self._sleep(wait)
+            sent = self._clock()
+            try:
+                outcome, calls = self._api.take(self.name, self.batch)
+            except Exception as exc:  # the API is down or broken: keep going, politely
+                self._fall_back(exc)
+                return
+            received = self._clock()
+            with self._lock:
+                self.stats.api_calls += calls
+            if outcome == TAKEN:
+                with self._lock:
+                    self.stats.batches += 1
+                    self._left = self.batch
+                    self._deadline = sent + self.window - 1.0 / self.pace
+                    self._next = max(self._next, received)
+                    self._free_at = received + self.window + 0.01
+                return
+            if outcome == REFUSED:
+                with self._lock:
+                    self.stats.refused += 1
+                refusals += 1
+                # The holder's batch has decayed one window after this refusal, unless another refusal
+                # came meanwhile: Prefect's server restarts the decay clock on every refused take. Two
+                # processes that keep asking one window after their own refusal would refuse each other
+                # for ever, so a second refusal in a row backs off at random (doubling the spread).
+                spread = 0.1 if refusals == 1 else min(2.0 ** (refusals - 1), 8.0)
+                self._free_at = received + self.window * (1.0 + spread * self._jitter())
+                continue
+            if configured:  # MISSING or MISFIT right after configuring: something else changes it
+                self._fall_back(RuntimeError(f"the limit stays {outcome} after it was configured"))
+                return
+            try:
+                calls = self._api.configure(self.name, self.batch, self.decay, exists=outcome == MISFIT)
+            except Exception as exc:
+                self._fall_back(exc)
+                return
+            with self._lock:
+                self.stats.api_calls += calls
+            configured = True
+            if outcome == MISFIT:  # a take that went through a limit of another size holds nothing we trust
+                self._free_at = received + self.window
+
+    def _fall_back(self, exc: BaseException) -> None:
+        log.warning("global rate limit %s unavailable (%s: %s); limiting this process only",
+                    self.name, type(exc).__name__, str(exc)[:200])
+        with self._lock:
+            self.stats.fallback = True
+            self._fallback = LocalRateLimiter(self.per_second)
 
 
 def prefect_api_configured() -> bool:
@@ -116,17 +311,27 @@ def prefect_api_configured() -> bool:
 
 
 _LOCAL: dict[tuple[str, float], LocalRateLimiter] = {}
-_LOCAL_LOCK = threading.Lock()
+_GLOBAL: dict[tuple[str, float, int | None], PrefectRateLimiter] = {}
+_LOCK = threading.Lock()
 
 
-def make_rate_limiter(app_name: str, per_second: float = 10) -> RateLimiter:
-    """The limiter for an app: the shared Prefect limit ``knack-<app>`` when a server is configured,
-    else one process-wide local limiter per app (every client of the app in this process shares it).
+def make_rate_limiter(app_name: str, per_second: float = 10, batch: int | None = None) -> RateLimiter:
+    """The limiter for an app, one per process (every client of the app in this process shares it): the
+    Prefect limit ``knack-<app>`` taken in batches when a server is configured, else a local limiter.
     """
-    if prefect_api_configured():
-        return PrefectRateLimiter(f"knack-{app_name}", per_second)
-    with _LOCAL_LOCK:
-        key = (app_name, float(per_second))
+    key = (app_name, float(per_second))
+    with _LOCK:
+        if prefect_api_configured():
+            if (app_name, float(per_second), batch) not in _GLOBAL:
+                _GLOBAL[(app_name, float(per_second), batch)] = PrefectRateLimiter(f"knack-{app_name}", per_second,
+                                                                                 batch=batch)
+            return _GLOBAL[(app_name, float(per_second), batch)]
         if key not in _LOCAL:
             _LOCAL[key] = LocalRateLimiter(per_second)
         return _LOCAL[key]
+
+
+def limiter_stats() -> dict[str, dict[str, Any]]:
+    """What every Prefect limiter of this process spent so far, by limit name (for logs and the bench)."""
+    with _LOCK:
+        return {limiter.name: limiter.stats.as_dict() for limiter in _GLOBAL.values()}

@@ -27,7 +27,7 @@ from tasks.domain.results import OffloadResult
 from tasks.knack import metadata_cache
 from tasks.knack.client import KnackClient
 from tasks.knack.offload import offload_container
-from tasks.knack.ratelimit import make_rate_limiter
+from tasks.knack.ratelimit import limiter_stats, make_rate_limiter
 from tasks.store.locks import run_name
 from tasks.store.open import describe_store, open_store
 from tasks.store.records import WriteStats
@@ -38,7 +38,7 @@ PROGRESS_EVERY_S = 10.0
 def knack_client(app: AppConfig, env: str) -> KnackClient:
     """A client for one app, its requests shared with every other run of the app through the limiter."""
     return KnackClient(knack_credentials(app.name, env), app.name,
-                       limiter=make_rate_limiter(app.name, app.rate_limit_per_second),
+                       limiter=make_rate_limiter(app.name, app.rate_limit_per_second, app.rate_limit_batch),
                        quota_floor=app.quota_floor)
 
 
@@ -141,6 +141,9 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
     log.info("%s/%s: %d fetched, %d written, %d unchanged, %d deleted; %d Knack requests; cursor %s",
              app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
              client.stats.requests, result.cursor or "unchanged")
+    for name, spent in limiter_stats().items():  # the Prefect limit's cost so far in this process
+        log.info("rate limit %s: %d Prefect API calls (%d batches, %d refused) for %d Knack requests", name,
+                 spent["api_calls"], spent["batches"], spent["refused"], spent["grants"])
     if undated:
         shown = "; ".join(f"{rid}: {why}" for rid, why in list(undated.items())[:10])
         log.warning("%s/%s: %d records have no readable modified date in %s (%s%s): they are stored as Knack "

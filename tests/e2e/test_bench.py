@@ -53,3 +53,31 @@ def test_bench_run_counts(tmp_path: Path) -> None:
     ratio = subprocess.run([sys.executable, "bench/rss_ratio.py", str(out), str(out)], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert ratio.returncode == 0 and json.loads(ratio.stdout)["ratio"] == 1.0
+
+
+@pytest.mark.timeout(1500)  # a Prefect server, six syncs and three publishing runs
+def test_bench_paths_side_by_side(tmp_path: Path) -> None:
+    """``--paths ephemeral,prefect --concurrent 2 --reconcile-records``: both paths in one run, their counts."""
+    out = tmp_path / "paths.json"
+    done = subprocess.run([sys.executable, "bench/run.py", "--records", "2000", "--store-only", "--paths",
+                           "ephemeral,prefect", "--concurrent", "2", "--reconcile-records", "300", "--changed", "3",
+                           "--deleted", "2", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert "| prefect | two together | 1,000 + 1,000 |" in done.stderr
+    for path in ("ephemeral", "prefect"):
+        one, two = result["paths"][path]["one"], result["paths"][path]["two"]
+        assert one["page_requests"] == 2 and one["knack_requests"] == 3  # two pages and the cold metadata
+        assert two["page_requests"] == 2 and two["records_per_run"] == [1000, 1000]
+        assert one["t_star_over_t"] is not None and two["t_star_over_t"] is not None  # T* is 0 at no latency
+    assert result["paths"]["ephemeral"]["one"]["prefect_api_calls_for_rate_limit"] == 0
+    prefect = result["paths"]["prefect"]
+    assert prefect["one"]["http_429"] == prefect["two"]["http_429"] == 0
+    assert prefect["one"]["prefect_api_calls_for_rate_limit"] >= 1  # a batch at least (and creating the limit)
+    assert all(not s["fallback"] for s in prefect["two"]["limiter"])
+    phases = result["reconcile"]["phases"]
+    assert phases["full"]["socrata_rows_sent"] == phases["full"]["arcgis_features_sent"] == 300
+    assert phases["reconcile-edited"]["socrata_deleted_rows_sent"] == phases["reconcile-edited"][
+        "arcgis_features_deleted"] == 2
+    assert phases["reconcile-unchanged"]["target"] == 0 and phases["reconcile-edited"]["target"] == 5

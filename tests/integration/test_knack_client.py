@@ -203,7 +203,7 @@ def test_make_rate_limiter_shares_one_local_limiter_per_app(monkeypatch: pytest.
     assert isinstance(shared, ratelimit.PrefectRateLimiter) and shared.name == "knack-app-a"
 
 
-def test_prefect_limiter_uses_a_global_limit_with_slot_decay(prefect_harness: None) -> None:
+def test_prefect_limiter_takes_a_global_limit_with_slot_decay_in_batches(prefect_harness: None) -> None:
     import threading
     import time
 
@@ -227,7 +227,8 @@ def test_prefect_limiter_uses_a_global_limit_with_slot_decay(prefect_harness: No
         thread.join()
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name("knack-limiter-test")
-    assert (limit.limit, limit.slot_decay_per_second) == (1, 9.0)
+    assert (limit.limit, limit.slot_decay_per_second) == (10, pytest.approx(10 / 1.04))  # batches of ten
+    assert limiter.stats.batches == 2 and limiter.stats.grants == 16
     grants.sort()
     assert len(grants) == 16
     assert max(sum(1 for t in grants if start <= t < start + 1.0) for start in grants) <= 10
