@@ -35,18 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import metrics  # noqa: E402
 from bench.services import (  # noqa: E402
-    AGOL_PASSWORD,
-    AGOL_USER,
     PY,
     ROOT,
-    SOCRATA_PASSWORD,
-    SOCRATA_USER,
     arcgis_counts,
     delete,
     get,
     post,
     socrata_counts,
     start,
+    start_destinations,
     start_prefect_server,
 )
 
@@ -211,22 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                                        "--rate-limit", str(args.rate_limit), "--latency-ms", str(args.knack_latency_ms),
                                        "--per-record-ms", str(args.per_record_ms)], work)
         s3 = start(stack, "s3", [PY, str(ROOT / "bench" / "s3_server.py")], work)
-        socrata = start(stack, "socrata", [PY, "-m", "emulators", "socrata", "--username", SOCRATA_USER,
-                                           "--password", SOCRATA_PASSWORD,
-                                           "--dataset", f"{cfg.socrata_resource_id}={work / 'socrata.json'}"], work)
-        arcgis = start(stack, "arcgis", [PY, "-m", "emulators", "arcgis", "--cert-dir", str(work / "certs"),
-                                         "--username", AGOL_USER, "--password", AGOL_PASSWORD,
-                                         "--layer", f"{cfg.service_id}/{cfg.layer_id}={work / 'agol.json'}"], work)
-        ca = arcgis.ready["ca_bundle"]
-        urls = {"knack": knack.ready["url"], "s3": s3.ready["url"], "socrata": socrata.ready["url"],
-                "arcgis": arcgis.ready["url"]}
-        env = base_env | {
+        dest, dest_env = start_destinations(stack, work, cfg.socrata_resource_id, cfg.service_id, cfg.layer_id)
+        ca = dest["ca"]
+        urls = {"knack": knack.ready["url"], "s3": s3.ready["url"], "socrata": dest["socrata"],
+                "arcgis": dest["arcgis"]}
+        env = base_env | dest_env | {
             "KNACK_APP_ID": knack.ready["app_id"], "KNACK_API_KEY": knack.ready["api_key"],
-            "KNACK_API_URL": knack.ready["api_url"], "SOCRATA_DOMAIN": urls["socrata"],
-            "SOCRATA_USERNAME": SOCRATA_USER, "SOCRATA_PASSWORD": SOCRATA_PASSWORD,
-            "AGOL_URL": arcgis.ready["portal_url"], "AGOL_USERNAME": AGOL_USER, "AGOL_PASSWORD": AGOL_PASSWORD,
-            "AGOL_CA_BUNDLE": ca, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": urls["s3"]}
+            "KNACK_API_URL": knack.ready["api_url"], "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": urls["s3"]}
         if args.prefect_server:
             env["PREFECT_API_URL"] = start_prefect_server(stack, work, env, free_port())
         result["params"]["limiter"] = "prefect" if args.prefect_server else "local"

@@ -132,3 +132,20 @@ def arcgis_counts(url: str, ca_bundle: str) -> dict[str, int]:
         elif entry["path"].endswith(("/applyEdits", "/deleteFeatures")):
             edits += 1
     return {"features_sent": features, "deleted_features": deleted, "edit_requests": edits}
+
+
+def start_destinations(stack: ExitStack, work: Path, resource_id: str, service_id: str,
+                       layer_id: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The Socrata and ArcGIS emulators for one container (their schemas in ``work``): returns their URLs
+    with the emulator's CA bundle under ``ca``, and the sync's environment for them."""
+    socrata = start(stack, "socrata", [PY, "-m", "emulators", "socrata", "--username", SOCRATA_USER,
+                                       "--password", SOCRATA_PASSWORD,
+                                       "--dataset", f"{resource_id}={work / 'socrata.json'}"], work)
+    arcgis = start(stack, "arcgis", [PY, "-m", "emulators", "arcgis", "--cert-dir", str(work / "certs"),
+                                     "--username", AGOL_USER, "--password", AGOL_PASSWORD,
+                                     "--layer", f"{service_id}/{layer_id}={work / 'agol.json'}"], work)
+    urls = {"socrata": socrata.ready["url"], "arcgis": arcgis.ready["url"], "ca": arcgis.ready["ca_bundle"]}
+    env = {"SOCRATA_DOMAIN": urls["socrata"], "SOCRATA_USERNAME": SOCRATA_USER, "SOCRATA_PASSWORD": SOCRATA_PASSWORD,
+           "AGOL_URL": arcgis.ready["portal_url"], "AGOL_USERNAME": AGOL_USER, "AGOL_PASSWORD": AGOL_PASSWORD,
+           "AGOL_CA_BUNDLE": urls["ca"]}
+    return urls, env

@@ -13,11 +13,11 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows._cli import LIMITS, parser, run
+from flows._cli import LIMITS
+from flows._container import container_main
 from flows._params import Env
-from flows._refuse import check_args, refused
 from tasks.domain.config import load_container
-from tasks.domain.errors import ConfigError, DeletesHeldBack
+from tasks.domain.errors import DeletesHeldBack
 from tasks.domain.knack import parse_since
 from tasks.domain.results import OffloadResult
 from tasks.knack.tasks import offload
@@ -50,15 +50,8 @@ def records_to_s3(app: str, container: str, env: Env, since: datetime | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser("Load a Knack container's records into the store.").parse_args(argv)
-    try:
-        since = check_args(args.app_name, args.container, args.config, args.date)
-    except ConfigError as exc:
-        return refused("records-to-s3", exc)
-    return run(records_to_s3, {"app": args.app_name, "container": args.container, "env": args.env,
-                               "since": since, "full": args.full,
-                               "config_path": args.config,
-                               "allow_mass_delete": args.allow_mass_delete})
+    return container_main(records_to_s3, "Load a Knack container's records into the store.", argv,
+                          republish=False)
 
 
 if __name__ == "__main__":

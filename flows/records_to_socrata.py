@@ -11,17 +11,12 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
     refuse_early("records-to-socrata")
 
 from prefect import flow
-from prefect.logging import get_run_logger
 
-from flows._cli import LIMITS, parser, run
+from flows._cli import LIMITS
+from flows._container import container_main, publish_from_store
 from flows._params import Env
-from flows._refuse import check_args, refused
-from tasks.domain.config import load_container
-from tasks.domain.errors import ConfigError
-from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishResult
 from tasks.socrata.task import publish_socrata
-from tasks.store.open import log_store_choice
 
 
 @flow(name="records-to-socrata", timeout_seconds=LIMITS["records-to-socrata"],
@@ -44,23 +39,13 @@ def records_to_socrata(app: str, container: str, env: Env, since: datetime | Non
         republish: Send every stored record again, whatever the destination received (repairs rows edited
             there by hand); with a reconcile's deletes and repairs.
     """
-    config, _, cfg = load_container(app, container, env, config_path)
-    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    return publish_socrata(app, cfg, env, config.settings, full, parse_since(since) if since else None,
-                           allow_mass_delete, republish)
+    return publish_from_store(publish_socrata, app, container, env, since, full, config_path, allow_mass_delete,
+                              republish)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser("Publish a container's records from the store to its Socrata dataset.").parse_args(argv)
-    try:
-        since = check_args(args.app_name, args.container, args.config, args.date)
-    except ConfigError as exc:
-        return refused("records-to-socrata", exc)
-    return run(records_to_socrata, {"app": args.app_name, "container": args.container, "env": args.env,
-                                    "since": since, "full": args.full,
-                                    "config_path": args.config,
-                                    "allow_mass_delete": args.allow_mass_delete,
-                                    "republish": args.republish})
+    return container_main(records_to_socrata,
+                          "Publish a container's records from the store to its Socrata dataset.", argv)
 
 
 if __name__ == "__main__":

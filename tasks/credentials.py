@@ -95,15 +95,19 @@ def agol_credentials(env: str) -> ArcGISCredentials:
 
 @dataclass(frozen=True)
 class S3Location:
-    """Where the S3 store lives and how to reach it; ``client()`` builds the one shared client."""
+    """Where the S3 store lives and how to reach it; ``connect()`` builds the one shared client."""
 
     bucket: str
-    client_factory: Any  # callable(max_pool_connections) -> boto3 S3 client
-    source: str          # "block s3-dev" or "environment": said in logs, never a secret
+    connector: Any  # callable(max_pool_connections) -> (boto3 S3 client, the boto3 session that made it)
+    source: str     # "block s3-dev" or "environment": said in logs, never a secret
     endpoint_url: str | None = None
 
+    def connect(self, max_pool_connections: int) -> tuple[Any, Any]:
+        """(client, session): the session's ``get_credentials()`` is the chain the client signs with."""
+        return self.connector(max_pool_connections)
+
     def client(self, max_pool_connections: int) -> Any:
-        return self.client_factory(max_pool_connections)
+        return self.connect(max_pool_connections)[0]
 
 
 def s3_retries() -> dict[str, Any]:
@@ -116,14 +120,14 @@ def s3_retries() -> dict[str, Any]:
     return {"max_attempts": int(attempts), "mode": mode}
 
 
-def _env_client(max_pool_connections: int) -> Any:
+def _env_client(max_pool_connections: int) -> tuple[Any, Any]:
     import boto3
     from botocore.config import Config
 
     config = Config(max_pool_connections=max_pool_connections, retries=s3_retries(),
                     connect_timeout=10, read_timeout=60)
-    return boto3.session.Session().client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-                                          config=config)
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config), session
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
 
     block = load_block(S3Bucket, f"s3-{env}")
     if block is not None:
-        def block_client(pool: int, _block: Any = block) -> Any:
+        def block_client(pool: int, _block: Any = block) -> tuple[Any, Any]:
             from botocore.config import Config
 
             params = _block.credentials.aws_client_parameters
@@ -181,7 +185,8 @@ def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
             base = override.pop("config", None)
             config = Config(max_pool_connections=pool, retries=s3_retries(), connect_timeout=10, read_timeout=60)
             config = base.merge(config) if base is not None else config
-            return _block.credentials.get_boto3_session().client("s3", config=config, **override)
+            session = _block.credentials.get_boto3_session()
+            return session.client("s3", config=config, **override), session
 
         params = block.credentials.aws_client_parameters
         endpoint = getattr(params, "endpoint_url", None) if params else None

@@ -7,7 +7,6 @@ default (no bucket configured) exercises the production code paths.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import tempfile
 import threading
@@ -22,21 +21,28 @@ JSON = "application/json"
 
 
 class Storage(Protocol):
-    """What the record store needs from a place to keep bytes."""
+    """What the record store needs from a place to keep bytes.
+
+    Two kinds of ETag, kept apart on purpose:
+    - a *content ETag* (``put``, ``list_etags``): the bare MD5 hex of the body, as ``body_etag`` computes it,
+      compared with a body to tell whether it changed;
+    - a *version* (``get_versioned``, ``put_if``, ``delete_if``): an opaque token exactly as the store gives it
+      (S3's quoted ETag), only ever handed back to the same store as a condition.
+    """
 
     description: str
 
     def check(self) -> None: ...
-    def put(self, key: str, body: bytes, content_type: str = JSON) -> str | None: ...  # the new ETag
+    def put(self, key: str, body: bytes, content_type: str = JSON) -> str | None: ...  # the content ETag
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
     def list_keys(self, prefix: str) -> Iterator[str]: ...
-    def list_etags(self, prefix: str) -> dict[str, str]: ...  # key -> ETag of every object under prefix
+    def list_etags(self, prefix: str) -> dict[str, str]: ...  # key -> content ETag of every object under prefix
     def create_if_absent(self, key: str, body: bytes) -> bool: ...
-    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...
+    def get_versioned(self, key: str) -> tuple[bytes | None, str | None]: ...  # (body, version)
     def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
-               if_none_match: bool = False) -> str | None: ...
-    def delete_if(self, key: str, etag: str) -> bool: ...
+               if_none_match: bool = False) -> str | None: ...  # the new version, None when refused
+    def delete_if(self, key: str, etag: str) -> bool: ...  # etag: a version
 
 
 _REFUSED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404")
@@ -257,31 +263,31 @@ class LocalStorage:
 
     def get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
         body = self.get(key)
-        return body, (etag_of(body) if body is not None else None)
+        return body, (version_of(body) if body is not None else None)
 
     def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
                if_none_match: bool = False) -> str | None:
         with self._guard():
             current = self.get(key)
-            if if_match and (current is None or etag_of(current) != if_match):
+            if if_match and (current is None or version_of(current) != if_match):
                 return None
             if if_none_match and not if_match and current is not None:
                 return None
             self.put(key, body)
-            return etag_of(body)
+            return version_of(body)
 
     def delete_if(self, key: str, etag: str) -> bool:
         with self._guard():
             current = self.get(key)
-            if current is None or etag_of(current) != etag:
+            if current is None or version_of(current) != etag:
                 return False
             self.delete(key)
             return True
 
 
-def etag_of(body: bytes) -> str:
-    """The local store's ETag: the MD5 of the bytes, quoted as S3 quotes a single-part upload's."""
-    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+def version_of(body: bytes) -> str:
+    """The local store's version of a body: its MD5, quoted as S3 quotes a single-part upload's ETag."""
+    return f'"{body_etag(body)}"'
 
 
 class _FileGuard:

@@ -42,8 +42,8 @@ def log_store_choice(env: str, settings: Settings, log: Any) -> str:
     return line
 
 
-def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
-    """(client, bucket) for ``env``, the client made once per process and place; None for the local store."""
+def _s3_connection(env: str, settings: Settings) -> tuple[Any, Any, str] | None:
+    """(client, session, bucket) for ``env``, made once per process and place; None for the local store."""
     location = store_choice(env, settings).location
     if location is None:
         return None
@@ -51,13 +51,20 @@ def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
     with _LOCK:
         if key not in _CLIENTS:
             # connections for two stores' worker pools at once: the destinations publish concurrently
-            _CLIENTS[key] = location.client(max_pool_connections=2 * settings.store_workers + 4)
-        return _CLIENTS[key], location.bucket
+            _CLIENTS[key] = location.connect(max_pool_connections=2 * settings.store_workers + 4)
+        client, session = _CLIENTS[key]
+        return client, session, location.bucket
 
 
-def shared_s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
-    """(the run's shared S3 client, bucket) for ``env``, or None for the local folder store."""
-    return _s3_client(env, settings)
+def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
+    connection = _s3_connection(env, settings)
+    return None if connection is None else (connection[0], connection[2])
+
+
+def shared_s3_client(env: str, settings: Settings) -> tuple[Any, Any, str] | None:
+    """(the run's shared S3 client, the boto3 session that made it, bucket) for ``env``, or None for the
+    local folder store. The session's ``get_credentials()`` is what the client signs with."""
+    return _s3_connection(env, settings)
 
 
 def open_storage(env: str, settings: Settings) -> Storage:

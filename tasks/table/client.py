@@ -44,10 +44,10 @@ class TableLocation:
         return f"TableLocation({self.uri!r})"
 
 
-def s3_storage_options(client: Any) -> dict[str, str]:
-    """delta-rs options from the store's own boto3 client: its credentials, region and endpoint, with
-    commits made by conditional PUT (S3 ``If-None-Match``), which needs no lock table."""
-    credentials = client._request_signer._credentials  # the client's own chain: block, env, role, ...
+def s3_storage_options(client: Any, credentials: Any) -> dict[str, str]:
+    """delta-rs options from the store's own boto3 client and the credentials it signs with (its session's
+    chain: block, environment, role, ...): region, endpoint, keys, with commits made by conditional PUT
+    (S3 ``If-None-Match``), which needs no lock table."""
     if credentials is None:
         raise StoreError("the S3 store has no credentials to hand the analytics table writer")
     frozen = credentials.get_frozen_credentials()
@@ -69,8 +69,8 @@ def table_location(env: str, app: str, container: str, settings: Settings) -> Ta
     s3 = shared_s3_client(env, settings)
     if s3 is None:
         return TableLocation(str(Path(settings.local_store).resolve() / key), {})
-    client, bucket = s3
-    return TableLocation(f"s3://{bucket}/{key}", s3_storage_options(client))
+    client, session, bucket = s3
+    return TableLocation(f"s3://{bucket}/{key}", s3_storage_options(client, session.get_credentials()))
 
 
 def open_table(where: TableLocation) -> DeltaTable | None:

@@ -71,7 +71,7 @@ def record_gets(pipeline: Pipeline) -> Iterator[RecordGets]:
 
     run(pipeline)  # the first sync makes the process's client
     counter = RecordGets(pipeline)
-    clients = list(store_open._CLIENTS.values())
+    clients = [client for client, _session in store_open._CLIENTS.values()]
     for client in clients:
         client.meta.events.register("provide-client-params.s3.GetObject", counter)
     yield counter

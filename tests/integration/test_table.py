@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 import yaml
+from botocore.credentials import Credentials
 from deltalake import DeltaTable, write_deltalake
 
 from flows.metadata_to_s3 import metadata_to_s3
@@ -52,7 +53,7 @@ def location(rig: Rig, container: str = "object_1") -> TableLocation:
     key = f"{rig.env}/{rig.app}/_tables/{container}"
     if rig.store_kind == "local":  # type: ignore[attr-defined]
         return TableLocation(str(rig.local_root / key), {})  # type: ignore[attr-defined]
-    return TableLocation(f"s3://{rig.bucket}/{key}", s3_storage_options(rig.s3))
+    return TableLocation(f"s3://{rig.bucket}/{key}", s3_storage_options(rig.s3, Credentials("testing", "testing")))
 
 
 def table(rig: Rig) -> DeltaTable:
@@ -284,7 +285,7 @@ def test_racing_writers_both_commit(rig: Rig) -> None:
 
 
 def test_the_writer_reaches_s3_like_the_store_and_never_shows_its_keys(moto_server: Any) -> None:
-    options = s3_storage_options(moto_server.client())
+    options = s3_storage_options(moto_server.client(), Credentials("testing", "testing"))
     assert options["AWS_ENDPOINT_URL"] == moto_server.endpoint and options["AWS_ALLOW_HTTP"] == "true"
     assert options["AWS_CONDITIONAL_PUT"] == "etag"  # commits by conditional PUT: no lock table needed
     assert options["AWS_REGION"] == "us-east-1" and options["AWS_ACCESS_KEY_ID"] == "testing"
