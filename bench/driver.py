@@ -43,10 +43,26 @@ class GcClock:
 class FetchClock:
     """(start, end) of every Knack record-page request the client makes (metadata excluded)."""
 
-    def __init__(self) -> None:
+    def __init__(self, page_barrier: Path | None = None) -> None:
         self.spans: list[tuple[float, float]] = []
         self.metadata = 0
         self._lock = threading.Lock()
+        self._page_barrier = page_barrier  # concurrent runs: page 1 waits here until every run reaches it
+        self._barrier_lock = threading.Lock()
+        self.page_ready_at: float | None = None
+
+    def _wait_for_every_page_one(self) -> None:
+        """Hold this run's first page request until every run of the phase has reached its own (their
+        start-up differs by seconds on a loaded machine): T* assumes the runs' page 1s go together."""
+        import os
+
+        with self._barrier_lock:
+            if self._page_barrier is None or self.page_ready_at is not None:
+                return
+            self.page_ready_at = time.monotonic()
+            (self._page_barrier / f"{os.getpid()}.page").write_text("")
+            while not (self._page_barrier / "page-go").exists():
+                time.sleep(0.002)
 
     def install(self) -> None:
         from tasks.knack.client import KnackClient
@@ -55,6 +71,8 @@ class FetchClock:
         clock = self
 
         def timed(client: Any, route: str, *args: Any, **kwargs: Any) -> Any:
+            if not route.startswith("/applications/"):
+                clock._wait_for_every_page_one()
             start = time.monotonic()
             try:
                 return original(client, route, *args, **kwargs)
@@ -74,6 +92,7 @@ class FetchClock:
         first = min(s for s, _ in self.spans)
         last = max(e for _, e in self.spans)
         return {"pages": len(self.spans), "seconds": round(last - first, 3), "metadata_requests": self.metadata,
+                "page_one_ready_at": self.page_ready_at,
                 "first_page_seconds": round(min(self.spans)[1] - first, 3),
                 # CLOCK_MONOTONIC is one clock for every process: concurrent runs are put on one time line
                 "first_start": first, "last_end": last}
@@ -99,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store-only", action="store_true", help="publish nowhere (the flow's destinations=[])")
     p.add_argument("--barrier", help="once Prefect is up, write <pid>.ready here and start the sync when a file "
                    "'go' appears (runs started together, whatever their start-up took)")
+    p.add_argument("--page-barrier", action="store_true", help="with --barrier: also hold the first page "
+                   "request until every run has reached its own; the orchestrator writes 'page-go'")
     args = p.parse_args(argv)
 
-    clock = FetchClock()
+    clock = FetchClock(Path(args.barrier) if args.barrier and args.page_barrier else None)
     clock.install()
     gc_clock = GcClock()
     gc.callbacks.append(gc_clock)

@@ -41,15 +41,12 @@ from bench.run import (
     write_inputs,
 )
 from bench.services import (
-    AGOL_PASSWORD,
-    AGOL_USER,
     PY,
     ROOT,
-    SOCRATA_PASSWORD,
-    SOCRATA_USER,
     get,
     post,
     start,
+    start_destinations,
     start_prefect_server,
 )
 
@@ -130,12 +127,18 @@ def _fetch(args: argparse.Namespace, work: Path, env: dict[str, str], knack: Any
         driver_out = work / f"{name}-{container}.driver.json"
         log = (work / f"{name}-{container}.driver.log").open("w")
         argv = driver_argv(driver_out, config, container, True, True) + ["--barrier", str(barrier)]
+        if len(containers) > 1:
+            argv.append("--page-barrier")
         runs.append((driver_out, log, subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
                                                        stderr=subprocess.STDOUT)))
     # every run waits, Prefect started, until all are ready: then they start together
     while len(list(barrier.glob("*.ready"))) < len(runs) and all(p.poll() is None for _, _, p in runs):
         time.sleep(0.05)
     (barrier / "go").write_text("")
+    if len(runs) > 1:  # then their page 1s go together, whatever each flow's start-up took
+        while len(list(barrier.glob("*.page"))) < len(runs) and all(p.poll() is None for _, _, p in runs):
+            time.sleep(0.01)
+        (barrier / "page-go").write_text("")
     drivers = []
     for driver_out, log, process in runs:
         process.wait()
@@ -162,6 +165,9 @@ def _fetch(args: argparse.Namespace, work: Path, env: dict[str, str], knack: Any
         "knack_requests": counters.get("requests", 0), "page_requests": pages,
         "by_status": counters.get("by_status", {}), "http_429": counters.get("by_status", {}).get("429", 0),
         "fetch_seconds": round(t, 3), "best_fetch_seconds": round(t_star, 3),
+        # how far apart the runs' flows reached page 1 (start-up, metadata, lock); their page 1s then went together
+        "page_one_stagger_seconds": round(max(ready) - min(ready), 3) if len(ready := [
+            s["page_one_ready_at"] for s in spans if s.get("page_one_ready_at") is not None]) > 1 else None,
         "t_star_over_t": round(t_star / t, 3) if t else None,
         "prefect_api_calls_for_rate_limit": calls,
         "api_calls_per_knack_request": round(calls / counters["requests"], 3) if counters.get("requests") else None,
@@ -181,19 +187,10 @@ def _reconcile(args: argparse.Namespace, work: Path, env: dict[str, str], stack:
     boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
                  aws_secret_access_key="testing").create_bucket(Bucket=bucket)
     config, cfg = write_inputs(work, quick, bucket, "reconcile.yaml")
-    socrata = start(stack, "socrata", [PY, "-m", "emulators", "socrata", "--username", SOCRATA_USER,
-                                       "--password", SOCRATA_PASSWORD,
-                                       "--dataset", f"{cfg.socrata_resource_id}={work / 'socrata.json'}"], work)
-    arcgis = start(stack, "arcgis", [PY, "-m", "emulators", "arcgis", "--cert-dir", str(work / "certs"),
-                                     "--username", AGOL_USER, "--password", AGOL_PASSWORD,
-                                     "--layer", f"{cfg.service_id}/{cfg.layer_id}={work / 'agol.json'}"], work)
-    ca = arcgis.ready["ca_bundle"]
-    urls = {"knack": knack.ready["url"], "s3": s3_url, "socrata": socrata.ready["url"],
-            "arcgis": arcgis.ready["url"]}
-    env = env | _knack_env(knack) | {
-        "SOCRATA_DOMAIN": urls["socrata"], "SOCRATA_USERNAME": SOCRATA_USER, "SOCRATA_PASSWORD": SOCRATA_PASSWORD,
-        "AGOL_URL": arcgis.ready["portal_url"], "AGOL_USERNAME": AGOL_USER, "AGOL_PASSWORD": AGOL_PASSWORD,
-        "AGOL_CA_BUNDLE": ca}
+    dest, dest_env = start_destinations(stack, work, cfg.socrata_resource_id, cfg.service_id, cfg.layer_id)
+    ca = dest["ca"]
+    urls = {"knack": knack.ready["url"], "s3": s3_url, "socrata": dest["socrata"], "arcgis": dest["arcgis"]}
+    env = env | _knack_env(knack) | dest_env
     ids = ids_of(urls["knack"])
     phases: dict[str, Any] = {}
     cache = "cold"

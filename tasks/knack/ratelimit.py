@@ -78,6 +78,8 @@ class LocalRateLimiter:
 # --- the global limit, through the Prefect API -------------------------------------------------------
 
 TAKEN, REFUSED, MISSING, MISFIT = "taken", "refused", "missing", "misfit"
+CONTENTION_MEMORY = 10  # windows: how long a refusal, or a read finding the limit held, keeps this process reading first
+STREAK = 0.05  # seconds: a take this soon after this process's own last window closed continues its streak
 
 
 class LimitApi(Protocol):
@@ -91,6 +93,11 @@ class LimitApi(Protocol):
 
     def configure(self, name: str, limit: int, decay: float, exists: bool) -> int:
         """Create the limit, or correct its size and decay (and make it active); returns the API calls made."""
+        ...
+
+    def level(self, name: str) -> tuple[int | None, int]:
+        """The limit's slots in use now, after decay, read without taking any (a read leaves the decay
+        clock alone); ``(None, calls)`` when there is no such limit."""
         ...
 
 
@@ -131,36 +138,50 @@ class PrefectLimitApi:
             return MISFIT, 1
         return TAKEN, 1
 
+    def level(self, name: str) -> tuple[int | None, int]:
+        """One call: ``GET /v2/concurrency_limits/{name}``, whose ``active_slots`` the server gives after decay."""
+        from urllib.parse import quote
+
+        import httpx
+
+        client = self._get_client()
+        try:
+            response = client.request("GET", f"/v2/concurrency_limits/{quote(name, safe='')}")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return None, 1
+            raise
+        return int(response.json().get("active_slots") or 0), 1
+
     def configure(self, name: str, limit: int, decay: float, exists: bool) -> int:
-        """One call: update the limit when it exists, else create it (and update it when another process
-        created it first)."""
+        """One call: update the limit when it exists, else create it. When another process created it
+        first, leave it: the next take says whether it fits."""
         import httpx
         from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
         from prefect.exceptions import ObjectAlreadyExists
 
         client = self._get_client()
-        update = GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=decay, active=True)
         if exists:
-            client.update_global_concurrency_limit(name, update)
+            client.update_global_concurrency_limit(
+                name, GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=decay, active=True))
             return 1
         try:
             client.create_global_concurrency_limit(
                 GlobalConcurrencyLimitCreate(name=name, limit=limit, slot_decay_per_second=decay))
-            return 1
         except (ObjectAlreadyExists, httpx.HTTPStatusError) as exc:
             if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code != 409:
                 raise
-        client.update_global_concurrency_limit(name, update)
-        return 2
+        return 1
 
 
 @dataclass
 class LimiterStats:
     """What a batched limiter spent: Prefect API calls against the Knack requests it granted."""
 
-    api_calls: int = 0   # every call to the Prefect API: takes (granted or refused) and configuring the limit
+    api_calls: int = 0   # every call to the Prefect API: takes (granted or refused), reads, configuring the limit
     batches: int = 0     # takes granted
     refused: int = 0     # takes refused because another process held the limit
+    reads: int = 0       # reads of the limit's level: one to start a burst, more while another process holds it
     grants: int = 0      # Knack requests let through
     dropped: int = 0     # slots of a batch that expired unused (harmless: they only held the limit)
     fallback: bool = False  # the Prefect API failed: this process limits itself only
@@ -176,9 +197,10 @@ class PrefectRateLimiter:
 
     One API call takes ``batch`` slots (the whole limit); the grants are then handed out locally, paced
     ``1/pace`` apart, within the batch's window (the module docstring has the argument). The limit is
-    created or corrected when the first take finds it missing or of another size. A refused take waits
-    one window, the longest another process can hold the limit. If the Prefect API fails, requests fall
-    back to a local limiter rather than failing the run.
+    created or corrected when the first take finds it missing or of another size. The first take of a
+    burst, and every take while other processes are taking too, is preceded by a read of the limit's
+    level, and a held limit is waited out rather than asked: see ``_take``. If the Prefect API fails,
+    requests fall back to a local limiter rather than failing the run.
     """
 
     def __init__(self, name: str, per_second: float, *, batch: int | None = None, margin: float = 0.02,
@@ -199,8 +221,9 @@ class PrefectRateLimiter:
         self._left = 0                      # grants left in the current batch
         self._deadline = -math.inf          # no grant of the current batch after this
         self._next = -math.inf              # the earliest next grant (pacing)
-        self._free_at = -math.inf           # this process's last take has surely decayed by then
+        self._free_at = -math.inf           # the limit is surely free by then: our last take, or a holder read
         self._fallback: LocalRateLimiter | None = None
+        self._contended_until = -math.inf   # read before taking until then (another process is taking)
 
     def __repr__(self) -> str:
         return f"PrefectRateLimiter(name={self.name!r}, per_second={self.per_second}, batch={self.batch})"
@@ -244,21 +267,50 @@ class PrefectRateLimiter:
             return self._left > 0 and max(self._clock(), self._next) <= self._deadline + 1e-9
 
     def _take(self) -> None:
-        """Take a batch (one API call when the limit is free); waits while another process holds it."""
-        configured, refusals = False, 0
+        """Take a batch (one API call when the limit is free); waits while another process holds it.
+
+        Prefect's server restarts a rate limit's decay clock on every refused take without applying the
+        decay so far (``bulk_update_denied_slots`` bumps ``updated`` and leaves ``active_slots``), so each
+        refusal holds the limit a whole window longer, for everyone: the holder's next take is refused
+        too, and two processes asking in turn keep the limit shut between them. So a take reads the
+        limit's level first (a read changes nothing) and asks only once the read finds it free, unless it
+        continues this process's own streak (it comes as its last window closes, and no other process
+        was seen taking in the last ``CONTENTION_MEMORY`` windows): a burst costs one read, then one
+        call a batch, and refusals become rare races at the moment the limit frees.
+        """
+        configured, read = 0, True
         while True:
             wait = self._free_at - self._clock()
-            if wait > 0:  # our own last batch still holds the limit: asking now would be refused
+            if wait > 0:  # our own last batch, or a holder we read, still holds the limit
                 self._sleep(wait)
-            sent = self._clock()
-            try:
-                outcome, calls = self._api.take(self.name, self.batch)
-            except Exception as exc:  # the API is down or broken: keep going, politely
-                self._fall_back(exc)
-                return
-            received = self._clock()
-            with self._lock:
-                self.stats.api_calls += calls
+            now = self._clock()
+            outcome = ""
+            if read and (now < self._contended_until or now > self._free_at + STREAK):
+                try:
+                    level, calls = self._api.level(self.name)
+                except Exception as exc:
+                    self._fall_back(exc)
+                    return
+                with self._lock:
+                    self.stats.api_calls += calls
+                    self.stats.reads += 1
+                if level:  # held: it frees about when its slots have decayed
+                    self._contended_until = self._clock() + CONTENTION_MEMORY * self.window
+                    self._free_at = self._clock() + (level + self._jitter()) / self.decay
+                    continue
+                if level is None:
+                    outcome = MISSING
+            read = True
+            received = sent = self._clock()
+            if not outcome:
+                try:
+                    outcome, calls = self._api.take(self.name, self.batch)
+                except Exception as exc:  # the API is down or broken: keep going, politely
+                    self._fall_back(exc)
+                    return
+                received = self._clock()
+                with self._lock:
+                    self.stats.api_calls += calls
             if outcome == TAKEN:
                 with self._lock:
                     self.stats.batches += 1
@@ -270,15 +322,11 @@ class PrefectRateLimiter:
             if outcome == REFUSED:
                 with self._lock:
                     self.stats.refused += 1
-                refusals += 1
-                # The holder's batch has decayed one window after this refusal, unless another refusal
-                # came meanwhile: Prefect's server restarts the decay clock on every refused take. Two
-                # processes that keep asking one window after their own refusal would refuse each other
-                # for ever, so a second refusal in a row backs off at random (doubling the spread).
-                spread = 0.1 if refusals == 1 else min(2.0 ** (refusals - 1), 8.0)
-                self._free_at = received + self.window * (1.0 + spread * self._jitter())
+                self._contended_until = received + CONTENTION_MEMORY * self.window
+                # this refusal put the holder's slots back: nobody takes before a window from now
+                self._free_at = received + self.window * (1.0 + 0.1 * self._jitter())
                 continue
-            if configured:  # MISSING or MISFIT right after configuring: something else changes it
+            if configured >= 2:  # still MISSING or MISFIT after configuring twice: something else changes it
                 self._fall_back(RuntimeError(f"the limit stays {outcome} after it was configured"))
                 return
             try:
@@ -288,7 +336,8 @@ class PrefectRateLimiter:
                 return
             with self._lock:
                 self.stats.api_calls += calls
-            configured = True
+            configured += 1
+            read = False  # just created or corrected: take it straight away
             if outcome == MISFIT:  # a take that went through a limit of another size holds nothing we trust
                 self._free_at = received + self.window
 

@@ -80,4 +80,9 @@ def test_bench_paths_side_by_side(tmp_path: Path) -> None:
     assert phases["full"]["socrata_rows_sent"] == phases["full"]["arcgis_features_sent"] == 300
     assert phases["reconcile-edited"]["socrata_deleted_rows_sent"] == phases["reconcile-edited"][
         "arcgis_features_deleted"] == 2
-    assert phases["reconcile-unchanged"]["target"] == 0 and phases["reconcile-edited"]["target"] == 5
+    unchanged, edited = phases["reconcile-unchanged"], phases["reconcile-edited"]
+    # after no change nothing goes out; after 3 edits and 2 deletes, 3 rows and 2 deletes to each destination
+    assert unchanged["socrata_rows_sent"] == unchanged["socrata_deleted_rows_sent"] == 0
+    assert unchanged["arcgis_features_sent"] == unchanged["arcgis_features_deleted"] == 0
+    assert edited["socrata_rows_sent"] == edited["arcgis_features_sent"] == 3
+    assert unchanged["ok"] and edited["ok"] and (unchanged["target"], edited["target"]) == (0, 5)
