@@ -42,8 +42,10 @@ def log_store_choice(env: str, settings: Settings, log: Any) -> str:
     return line
 
 
-def _s3_connection(env: str, settings: Settings) -> tuple[Any, Any, str] | None:
-    """(client, session, bucket) for ``env``, made once per process and place; None for the local store."""
+def shared_s3_client(env: str, settings: Settings) -> tuple[Any, Any, str] | None:
+    """(the run's shared S3 client, the boto3 session that made it, bucket) for ``env``, made once per
+    process and place; None for the local folder store. The session's ``get_credentials()`` is what the
+    client signs with."""
     location = store_choice(env, settings).location
     if location is None:
         return None
@@ -56,21 +58,10 @@ def _s3_connection(env: str, settings: Settings) -> tuple[Any, Any, str] | None:
         return client, session, location.bucket
 
 
-def _s3_client(env: str, settings: Settings) -> tuple[Any, str] | None:
-    connection = _s3_connection(env, settings)
-    return None if connection is None else (connection[0], connection[2])
-
-
-def shared_s3_client(env: str, settings: Settings) -> tuple[Any, Any, str] | None:
-    """(the run's shared S3 client, the boto3 session that made it, bucket) for ``env``, or None for the
-    local folder store. The session's ``get_credentials()`` is what the client signs with."""
-    return _s3_connection(env, settings)
-
-
 def open_storage(env: str, settings: Settings) -> Storage:
     """The storage backend for ``env`` (checked: a missing bucket or dead endpoint fails here)."""
-    s3 = _s3_client(env, settings)
-    storage: Storage = LocalStorage(settings.local_store) if s3 is None else S3Storage(*s3)
+    s3 = shared_s3_client(env, settings)
+    storage: Storage = LocalStorage(settings.local_store) if s3 is None else S3Storage(s3[0], s3[2])
     storage.check()
     return storage
 
