@@ -312,6 +312,8 @@ class KnackClient:
         if status == 429 and response.headers.get("X-PlanLimit-Remaining") == "0":
             raise KnackQuotaError(f"the daily Knack quota is exhausted: {message}", app=self.app_name,
                                   container=container, url=route, status=status)
+        if status == 429:  # for rate: the requests arrived closer together than the limiter let them go
+            self.limiter.throttled()
         if is_transient_status(status):
             raise TransientReply(status, message, self._reset_wait(response) if status == 429 else None)
         raise KnackError(f"Knack refused the request: HTTP {status}: {message}"

@@ -32,10 +32,32 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 
+THROTTLE_STEP = 0.05  # how much further apart requests go after each 429 for rate (a fraction of 1/r)
+THROTTLE_MAX = 0.3    # at most this much further apart, however many 429s
+# 429s within one window of the last step are one episode (requests already on their way): one step
+
+
 class RateLimiter(Protocol):
-    """Blocks until one more request may be sent."""
+    """Blocks until one more request may be sent; spaces requests further apart when Knack says 429."""
 
     def acquire(self) -> None: ...
+
+    def throttled(self) -> None:
+        """Knack refused a request for rate although this limiter let it through: the requests arrived
+        closer together than they left (network or CPU jitter), so leave more room from now on."""
+        ...
+
+
+def _log_throttle(name: str, extra: float) -> None:
+    log.warning("Knack answered 429 (rate) to %s: spacing its requests %d%% further apart from now on",
+                name, round(extra * 100))
+
+
+def _step(extra: float, last: float, now: float, window: float) -> float | None:
+    """The spacing's new extra margin after a 429 at ``now``, or None when it stays (capped, or the same episode)."""
+    if extra >= THROTTLE_MAX - 1e-9 or now < last + window:
+        return None
+    return min(extra + THROTTLE_STEP, THROTTLE_MAX)
 
 
 class LocalRateLimiter:
@@ -46,21 +68,40 @@ class LocalRateLimiter:
     Waiting threads sleep until the oldest grant leaves the window; nothing spins.
     """
 
-    def __init__(self, per_second: float, *, margin: float = 0.05,
+    def __init__(self, per_second: float, *, margin: float = 0.05, name: str = "this process",
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
-        self.per_second = per_second
-        if per_second >= 1:
-            self._capacity, self._window = int(per_second), 1.0 + margin
-        else:  # slower than one a second: one grant per 1/per_second seconds
-            self._capacity, self._window = 1, (1.0 + margin) / per_second
+        self.per_second, self.name = per_second, name
+        self._margin, self._extra, self._throttled_at = margin, 0.0, -math.inf
+        self._capacity, self._window = self._sized()
         self._grants: deque[float] = deque()
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
 
     def __repr__(self) -> str:
         return f"LocalRateLimiter(per_second={self.per_second})"
+
+    @property
+    def window(self) -> float:
+        """Seconds in which at most ``per_second`` grants go (more than 1: the margin, and any 429s)."""
+        return self._window
+
+    def _sized(self) -> tuple[int, float]:
+        stretch = 1.0 + self._margin + self._extra
+        if self.per_second >= 1:
+            return int(self.per_second), stretch
+        return 1, stretch / self.per_second  # slower than one a second: one grant per 1/per_second seconds
+
+    def throttled(self) -> None:
+        with self._lock:
+            now = self._clock()
+            extra = _step(self._extra, self._throttled_at, now, self._window)
+            if extra is None:
+                return
+            self._extra, self._throttled_at = extra, now
+            self._capacity, self._window = self._sized()
+        _log_throttle(self.name, extra)
 
     def acquire(self) -> None:
         while True:
@@ -183,6 +224,7 @@ class LimiterStats:
     refused: int = 0     # takes refused because another process held the limit
     reads: int = 0       # reads of the limit's level: one to start a burst, more while another process holds it
     grants: int = 0      # Knack requests let through
+    throttled: int = 0   # 429s for rate from Knack, each spacing the grants further apart
     dropped: int = 0     # slots of a batch that expired unused (harmless: they only held the limit)
     fallback: bool = False  # the Prefect API failed: this process limits itself only
 
@@ -208,9 +250,10 @@ class PrefectRateLimiter:
                  sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
-        self.name, self.per_second = name, per_second
+        self.name, self.per_second, self.margin = name, per_second, margin
         self.batch = max(1, int(batch if batch is not None else max(10, math.ceil(per_second))))
-        self.pace = per_second / (1.0 + margin)         # grants a second, at most, in this process
+        self.pace = per_second / (1.0 + margin)         # grants a second, at most, in this process (lower after 429s)
+        self._extra, self._throttled_at = 0.0, -math.inf  # added to the pace's margin by 429s, and when
         self.decay = per_second / (1.0 + 2 * margin)    # slots a second the global limit frees
         self.window = self.batch / self.decay           # how long one take holds the limit
         self.stats = LimiterStats()
@@ -261,6 +304,19 @@ class PrefectRateLimiter:
                 self.stats.dropped += self._left
                 self._left = 0
             return None
+
+    def throttled(self) -> None:
+        """Grants go further apart (the global limit is unchanged: fewer grants fit a batch's window, and
+        the rest are dropped, so the limit's guarantee only gains room)."""
+        with self._lock:
+            self.stats.throttled += 1
+            now = self._clock()
+            extra = _step(self._extra, self._throttled_at, now, self.window)
+            if extra is None:
+                return
+            self._extra, self._throttled_at = extra, now
+            self.pace = self.per_second / (1.0 + self.margin + extra)
+        _log_throttle(self.name, extra)
 
     def _has_grant(self) -> bool:
         with self._lock:
@@ -376,7 +432,7 @@ def make_rate_limiter(app_name: str, per_second: float = 10, batch: int | None =
                                                                                  batch=batch)
             return _GLOBAL[(app_name, float(per_second), batch)]
         if key not in _LOCAL:
-            _LOCAL[key] = LocalRateLimiter(per_second)
+            _LOCAL[key] = LocalRateLimiter(per_second, name=app_name)
         return _LOCAL[key]
 
 

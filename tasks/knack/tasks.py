@@ -142,8 +142,9 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
              app.name, cfg.key, result.fetched, result.written, result.unchanged, result.deleted,
              client.stats.requests, result.cursor or "unchanged")
     for name, spent in limiter_stats().items():  # the Prefect limit's cost so far in this process
-        log.info("rate limit %s: %d Prefect API calls (%d batches, %d refused, %d reads) for %d Knack requests",
-                 name, spent["api_calls"], spent["batches"], spent["refused"], spent["reads"], spent["grants"])
+        log.info("rate limit %s: %d Prefect API calls (%d batches, %d refused, %d reads) for %d Knack requests"
+                 "%s", name, spent["api_calls"], spent["batches"], spent["refused"], spent["reads"], spent["grants"],
+                 f"; {spent['throttled']} answered 429 for rate" if spent["throttled"] else "")
     if undated:
         shown = "; ".join(f"{rid}: {why}" for rid, why in list(undated.items())[:10])
         log.warning("%s/%s: %d records have no readable modified date in %s (%s%s): they are stored as Knack "

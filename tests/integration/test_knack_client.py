@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -169,6 +170,27 @@ def test_exhausted_quota_is_not_retried(knack_emulator: KnackEmulator) -> None:
     assert knack_emulator.counters()["requests"] == 2
 
 
+def test_a_429_for_rate_widens_the_limiter_window_and_one_for_quota_does_not(knack_emulator: KnackEmulator) -> None:
+    knack_emulator.set_faults(burst_429=2)  # Knack says "too fast" twice in a row although the limiter let both go
+    client = client_for(knack_emulator, per_second=10, max_attempts=5)
+    assert client.limiter.window == pytest.approx(1.05)
+    assert len(all_records(client.iter_pages("object_1"))) == 200
+    assert knack_emulator.counters()["by_status"]["429"] == 2
+    assert client.limiter.window == pytest.approx(1.05 + 0.05)  # two 429s in one window: one step
+
+    time.sleep(1.2)
+    knack_emulator.set_faults(burst_429=1)  # a second episode, a window later: one more step
+    client.get_metadata()
+    assert client.limiter.window == pytest.approx(1.05 + 0.10)
+
+    time.sleep(1.2)
+    knack_emulator.set_faults()
+    knack_emulator.set_limits(rate_limit_per_second=None, daily_quota=0)
+    with pytest.raises(KnackQuotaError):
+        client.get_metadata()
+    assert client.limiter.window == pytest.approx(1.15)  # an empty quota is no reason to slow down
+
+
 def test_metadata_is_the_whole_body(knack_emulator: KnackEmulator) -> None:
     body = client_for(knack_emulator).get_metadata()
     assert set(body) == {"application"} and body["application"]["id"] == knack_emulator.app_id
@@ -189,6 +211,27 @@ def test_local_limiter_sleeps_until_the_window_has_room() -> None:
         grants.append(now[0])
     busiest = max(sum(1 for t in grants if start <= t < start + 1.0) for start in grants)
     assert busiest == 10 and sleeps == pytest.approx([1.05, 1.05, 1.05])
+
+
+def test_local_limiter_after_429s_lets_fewer_requests_through_each_second_up_to_a_bound() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = LocalRateLimiter(10, margin=0.05, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):  # two episodes: the second and third 429 came together
+        limiter.throttled()
+        now[0] += 0.6
+    grants = []
+    for _ in range(21):
+        limiter.acquire()
+        grants.append(now[0])
+    assert grants[10] - grants[0] == pytest.approx(1.15) and grants[20] - grants[0] == pytest.approx(2.30)
+    for _ in range(20):
+        now[0] += 2.0
+        limiter.throttled()
+    assert limiter.window == pytest.approx(1.05 + 0.3)
 
 
 def test_make_rate_limiter_shares_one_local_limiter_per_app(monkeypatch: pytest.MonkeyPatch) -> None:

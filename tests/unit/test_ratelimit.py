@@ -158,6 +158,34 @@ def test_one_process_takes_a_batch_per_ten_requests_and_paces_them() -> None:
     assert times[-1] == pytest.approx(2 * (1.04 + 0.01) + 9 * 0.102, abs=1e-6)
 
 
+def test_a_429_spaces_the_grants_further_apart_within_the_same_windows() -> None:
+    vt = VirtualTime(1)
+    fake = FakeLimit(vt.clock)
+    limiter = PrefectRateLimiter("knack-app", 10, api=fake, clock=vt.clock, sleep=vt.sleep)
+    times: list[float] = []
+    for n in range(40):
+        if n == 5:  # Knack answered 429 to the fifth request, and to the sixth sent with it: one episode
+            limiter.throttled()
+            limiter.throttled()
+        limiter.acquire()
+        times.append(vt.now)
+    vt.done()
+    after = [b - a for a, b in zip(times[5:], times[6:], strict=False)]
+    assert min(after) >= 1.07 / 10 - 1e-9  # 1.02/10 before, 5% more after the 429
+    assert busiest_second(times) <= 10
+    # a take holds the limit as long as before (the global limit is unchanged), and 9 grants fit that
+    # window now, not 10: the first window still gave 10 (its sixth was spaced before the 429), then
+    # 9, 9, 9 with one slot dropped each, and the fifth batch served the last 3
+    per_window = [sum(1 for t in times if start - 1e-6 <= t < start + 1.0) for start in (0.0, 1.05, 2.10, 3.15)]
+    assert per_window == [10, 9, 9, 9] and limiter.stats.dropped == 3 and limiter.stats.batches == 5
+    assert (fake.limit, fake.decay) == (10, pytest.approx(10 / 1.04))
+    assert limiter.pace == pytest.approx(10 / 1.07) and limiter.stats.throttled == 2  # one step for the episode
+    for _ in range(20):  # one episode a window: at most 30% further apart
+        vt.now += 1.1
+        limiter.throttled()
+    assert limiter.pace == pytest.approx(10 / (1.02 + 0.3)) and limiter.stats.throttled == 22
+
+
 def test_slots_left_when_a_window_closes_are_dropped_not_used_late() -> None:
     # 2 requests, then a pause of 2 s (page 1's latency), then 3 more: the first batch's window has
     # closed, its 8 slots are dropped, and a second batch serves the rest
