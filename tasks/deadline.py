@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from tasks import fence
 from tasks.domain.errors import KnackServicesError
 
 
@@ -74,14 +75,20 @@ def cap_timeout(timeout: Any) -> Any:
 
 
 def bound_session(session: Any) -> Any:
-    """Make every request of a ``requests.Session`` respect the current deadline (idempotent)."""
+    """Make every request of a ``requests.Session`` respect the current deadline and write fence
+    (``tasks/fence.py``): none starts once the run's lock is lost (idempotent)."""
     if getattr(session, "_bounded_by_deadline", False):
         return session
     send = session.send
 
     def send_in_time(request: Any, **kwargs: Any) -> Any:
-        kwargs["timeout"] = cap_timeout(kwargs.get("timeout"))
-        return send(request, **kwargs)
+        if getattr(request, "method", "GET") in ("GET", "HEAD"):
+            fence.check()  # a run that lost its lock stops at its next request
+            kwargs["timeout"] = cap_timeout(kwargs.get("timeout"))
+            return send(request, **kwargs)
+        with fence.write():
+            kwargs["timeout"] = cap_timeout(kwargs.get("timeout"))
+            return send(request, **kwargs)
 
     session.send = send_in_time
     session._bounded_by_deadline = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,9 +28,10 @@ from tasks.domain.formatting import (
     format_value,
 )
 from tasks.domain.layout import Manifest
-from tasks.domain.plan import PublishPlan, plan_publish, received_after, with_missing
+from tasks.domain.plan import PublishPlan, plan_publish, received_after, with_missing, with_suspects
 from tasks.domain.results import PublishResult
-from tasks.store.locks import run_name
+from tasks.fence import fenced, unfenced
+from tasks.store.locks import Held, run_name
 from tasks.store.open import open_store
 from tasks.store.records import RecordStore
 from tasks.store.shared_reads import SharedReader, shared_reader
@@ -84,6 +85,7 @@ def advance_cursor(ctx: PublishContext, container: str, plan: PublishPlan, count
     if plan.advance:
         store.write_cursor(container, plan.destination, {"generation": plan.target, **counts,
                                                          "columns": dict(plan.columns)})
+    store.clear_suspects(container, ctx.notes)  # their records were sent again in this run
 
 
 @dataclass
@@ -97,6 +99,8 @@ class PublishContext:
     plan: PublishPlan
     received: dict[str, str] | None = None  # what the destination last received (None: nothing recorded)
     shared: SharedReader | None = None      # the reads shared with the run's other destinations
+    held: Held | None = None                # the destination's lock: the run's write fence
+    notes: list[str] = field(default_factory=list)  # notes of runs that lost their lock, acted on by this run
 
 
 @contextmanager
@@ -104,13 +108,20 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
                full: bool, since: datetime | None, republish: bool = False) -> Iterator[PublishContext]:
     """Open the store, hold the destination's lock for the container, and plan the run."""
     with open_store(env, app, settings) as store, \
-            store.lock(cfg.key, run_name(), destination, timedelta(seconds=settings.lock_ttl_seconds)):
+            store.lock(cfg.key, run_name(), destination, timedelta(seconds=settings.lock_ttl_seconds)) as held, \
+            fenced(held):
         _, schema = load_schema(store, cfg.key)
         names = destination_names(schema, cfg.socrata_field_map)
         manifest = store.load_manifest(cfg.key)
         received = store.read_received(cfg.key, destination)
         plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination, full=full,
                             since=since, columns=names, received=received, republish=republish)
+        notes = store.read_suspects(cfg.key, destination)
+        plan = with_suspects(plan, manifest, {rid for ids in notes.values() for rid in ids})
+        if plan.suspect:
+            get_run_logger().warning("%s/%s → %s: %d records are sent again: a run that lost its lock may have "
+                                     "sent them after another run took over", app, cfg.key, destination,
+                                     len(plan.suspect))
         if plan.remapped:
             get_run_logger().warning("%s/%s → %s: the columns changed since the last publish (%s): every row "
                                      "is published again, so no column mixes two fields", app, cfg.key,
@@ -118,7 +129,7 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
         with shared_reader(env, app, cfg.key, destination, manifest.records) as shared:
             if shared is not None:
                 shared.want(plan.changed)
-            yield PublishContext(store, schema, names, manifest, plan, received, shared)
+            yield PublishContext(store, schema, names, manifest, plan, received, shared, held, list(notes))
 
 
 class Destination(Protocol):
@@ -171,6 +182,24 @@ def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConf
     return sorted(held - set(ctx.manifest.records)), len(held)
 
 
+def note_late_writes(ctx: PublishContext, container: str, sent: list[str], log: Any) -> None:
+    """When a write of this run ended after its lease lapsed (``tasks/store/locks.py``), leave a note naming
+    what it was sending, so that the next run sends it again over any older values that landed late."""
+    if ctx.held is None or not ctx.held.late or not sent:
+        return
+    try:
+        with unfenced():
+            key = ctx.store.write_suspects(container, ctx.plan.destination, ctx.held.owner, sent)
+    except StoreError as exc:
+        log.error("%s/%s → %s: a write ended after this run's lease and the note for the next run could not be "
+                  "saved (%s): run a full refresh with --republish", ctx.store.app, container, ctx.plan.destination,
+                  exc)
+        return
+    log.warning("%s/%s → %s: %d writes ended after this run's lease lapsed; %d records are noted in %s for the "
+                "next run to send again", ctx.store.app, container, ctx.plan.destination, ctx.held.late, len(sent),
+                key)
+
+
 def publish(destination: Destination, app: str, cfg: ContainerConfig, env: str, settings: Settings, *,
             full: bool, since: datetime | None, allow_mass_delete: bool = False,
             republish: bool = False) -> PublishResult:
@@ -216,7 +245,11 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
                     if (payload := destination.to_payload(record_id, values)) is not None:
                         yield payload
 
-        counts = destination.upsert(payloads())
+        try:
+            counts = destination.upsert(payloads())
+        except BaseException:
+            note_late_writes(ctx, cfg.key, plan.changed, log)
+            raise
         doomed, population = doomed_ids(destination, ctx, cfg, held, log)
         held_back = delete_guard(settings, allow_mass_delete).refusal(
             len(doomed), population, f"{app}/{cfg.key} in {destination.name}")
@@ -232,7 +265,11 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
         result = PublishResult(mode="full" if plan.full else "incremental", read=len(plan.changed),
                                upserted=counts.pop("upserted"), deleted=len(doomed), generation=plan.target,
                                seconds=round(time.monotonic() - clock, 3), counts=counts)
-        advance_cursor(ctx, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
+        try:
+            advance_cursor(ctx, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
+        except BaseException:
+            note_late_writes(ctx, cfg.key, plan.changed, log)
+            raise
     log.info("%s/%s → %s: %s", app, cfg.key, destination.name,
              destination.outcome(result, plan.target if plan.advance else plan.cursor))
     return result

@@ -25,7 +25,7 @@ from tenacity import RetryCallState, Retrying
 from tasks.deadline import bound_session
 from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal
 from tasks.domain.batching import chunked
-from tasks.domain.errors import AgolError, ConfigError
+from tasks.domain.errors import AgolError, ConfigError, LockLost
 from tasks.domain.text import where_in
 from tasks.retry import exponential_jitter, failure_of, is_transient, retrying
 
@@ -93,7 +93,7 @@ class AgolTarget:
         while True:
             try:
                 return self.retrying(action)(lambda: func(self.layer))
-            except AgolError:
+            except (AgolError, LockLost):
                 raise
             except Exception as exc:
                 if is_token_error(exc) and not relogged and self._reopen is not None:

@@ -190,7 +190,7 @@ class Settings(BaseModel):
     socrata_chunk_size: int = Field(default=5000, ge=1, le=50000)
     agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
     store_workers: int = Field(default=16, ge=1, le=128)
-    lock_ttl_seconds: int = Field(default=60, ge=1)  # a lock dies after 4 missed heartbeats (ttl/4 apart)
+    lock_ttl_seconds: int = Field(default=60, ge=1)  # heartbeats every ttl/4; writes stop ttl/2 after the last; dead after ttl unchanged
     knack_rows_per_page: int = Field(default=1000, ge=1, le=1000)
     knack_cursor_lag_seconds: int = Field(default=120, ge=0, le=86400)
     delete_guard_share: float = Field(default=0.05, ge=0, le=1)

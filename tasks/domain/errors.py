@@ -49,6 +49,10 @@ class StoreError(KnackServicesError):
     """The record store (S3 or the local folder) cannot be read or written."""
 
 
+class LockLost(StoreError):
+    """This run no longer holds its lock (taken over, or its lease lapsed): it writes nothing more."""
+
+
 class SocrataError(KnackServicesError):
     """Socrata refused a request."""
 

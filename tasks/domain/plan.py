@@ -91,11 +91,13 @@ class PublishPlan:
     remapped: list[str] = field(default_factory=list)         # columns whose field changed since the cursor
     republish: bool = False   # every stored record goes again, whatever the destination received
     missing: list[str] = field(default_factory=list)          # stored ids the destination lacks (a reconcile)
+    suspect: list[str] = field(default_factory=list)          # ids a run that lost its lock may have sent stale
 
     def summary(self) -> str:
         mode = "full refresh" if self.republish else "reconcile" if self.full else "incremental"
         again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
         lost = f" ({len(self.missing)} of them missing there)" if self.missing else ""
+        lost += f" ({len(self.suspect)} sent late by a run that lost its lock)" if self.suspect else ""
         return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
                 f"{len(self.changed)} to upsert{lost}, {len(self.deleted)} to delete{again}")
 
@@ -156,6 +158,15 @@ def with_missing(plan: PublishPlan, manifest: Manifest, held: set[str]) -> Publi
     if not missing:
         return plan
     return replace(plan, changed=sorted(set(plan.changed) | set(missing)), missing=missing)
+
+
+def with_suspects(plan: PublishPlan, manifest: Manifest, suspects: set[str]) -> PublishPlan:
+    """Also upsert the stored records that a run which lost its lock may have sent after its lease (a late
+    write can carry older values than the run that took over sent)."""
+    again = sorted((suspects & set(manifest.records)) - set(plan.changed))
+    if not again:
+        return plan
+    return replace(plan, changed=sorted(set(plan.changed) | set(again)), suspect=again)
 
 
 def received_after(received: Mapping[str, str], manifest: Manifest, sent: list[str]) -> dict[str, str]:

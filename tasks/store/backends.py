@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from tasks import fence
 from tasks.domain.errors import StoreError
 from tasks.domain.layout import body_etag
 
@@ -54,6 +55,9 @@ class S3Storage:
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:  # every attempt of a request checks the run's write fence (tasks/fence.py)
+            events.register("before-send.s3", fence.check_before_send, unique_id="knack-services-fence")
         endpoint = getattr(getattr(client, "meta", None), "endpoint_url", "")
         self.description = f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
 

@@ -1,23 +1,38 @@
-"""Run locks in the store: one writer per container and role, fenced by conditional writes.
+"""Run locks in the store: one writer per container and role, and a lease that fences every write.
 
 A lock is a small JSON object under ``<env>/<app>/_state/<container>/lock-<role>.json`` naming its
-owner (the flow run) and when it expires. Every write of it is conditional:
+owner (the flow run) and its life ``L`` (``lock_ttl_seconds``). Every write of it is conditional:
+taken with ``If-None-Match: *``; a dead holder's taken over with ``If-Match`` on the version the taker
+watched (of two takers exactly one wins); renewed by the holder (a heartbeat every ``L/4``) with
+``If-Match`` on its own last version, so a refusal means it was taken over; released with a
+conditional delete, so a run never deletes another run's lock.
 
-- taken with a conditional create (``If-None-Match: *``), so two runs cannot both create it;
-- a dead run's lock is taken over with ``If-Match`` on the ETag the taker read, so of two runs that
-  find the same dead lock exactly one gets it;
-- the heartbeat (every quarter of ``ttl``) rewrites it with ``If-Match`` on the holder's own last
-  ETag: a refusal means another run took it over, and the holder has lost it;
-- release is a conditional delete on the holder's last ETag, so it never deletes another run's lock.
+**Who may write.** A holder may *start* a write (a store PUT or DELETE, a destination request, a table
+commit, a state commit) only while its lease runs: within ``L/2`` of the moment it sent its last
+successful renewal, on its own monotonic clock (``Held.check``). Past that it stops on its own, even
+if nobody took the lock: it cannot know it still holds it. Every request has a whole-request deadline
+``D <= 0.4 L`` (connect, send and the whole reply, enforced while bytes trickle: ``tasks/wire.py``).
 
-A lock is dead when it expired (a few missed beats), or at once when the Prefect API says its flow run
-already ended (crashed, failed, cancelled). A run that finds a live-looking lock watches it until it
-expires: a holder killed with ``kill -9`` is taken over within one ``ttl``, while a living holder shows
-a heartbeat within a quarter of it and the watcher fails naming it.
+**When a lock is dead.** Judged by the watcher alone: a lock is dead when the watcher has seen the same
+version of it for one life ``L`` on its own monotonic clock. The holder's timestamps (``expires``) are
+for people; a clock ten minutes off on either side changes nothing. Neither does the Prefect API saying
+the holder's run crashed: a crashed state is not proof that the process is gone.
 
-Before a run commits state (manifest, cursor), ``Held.confirm`` beats once more, conditionally: a run
-that lost its lock stops there, and the state writes are themselves conditional on what the run read
-(``records.py``), so two runs never both commit.
+**Why no stale write lands after a takeover.** Let ``r`` be the instant the holder sent its last
+successful renewal, writing version ``V``. ``V`` became visible after ``r``, so a watcher first saw it
+after ``r`` and takes over no earlier than ``r + L``. The holder starts no write after ``r + L/2``, and
+each write ends (done, or cut at its deadline) within ``D <= 0.4 L`` of its start: by ``r + 0.9 L``.
+Every write of the old holder has therefore ended before the taker may write, with ``0.1 L`` (6 s at the
+default) to spare for scheduling. Monotonic clocks may differ in origin, never noticeably in rate.
+
+**What can still slip through, and how it is repaired.** A process frozen *inside* a request (SIGSTOP,
+a paused VM) after its check: its monotonic clock runs on while frozen, and when it wakes the rest of
+its bytes may leave before the deadline's watchdog cuts them. The store's record writes are conditional
+on the ETag the writer's manifest recorded (``records.py``), so such a write is refused when the taker
+rewrote the object. A destination request is not conditional: the run sees that it ended after its
+lease (``late``) and leaves a note, ``suspect-<role>-<run id>.json``, naming the records it was
+sending; the next run of that destination sends them again from the store. A run killed between
+such a late write and its note is the one case left to the nightly full reconcile.
 """
 
 from __future__ import annotations
@@ -29,62 +44,91 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from tasks.domain.errors import StoreError
+from tasks.clock import utc_now
+from tasks.domain.errors import LockLost, StoreError
 from tasks.domain.layout import serialize_record
 from tasks.store.backends import Storage
 
-BEATS_PER_TTL = 4  # a lock expires after this many missed heartbeats
-FINAL_STATES = frozenset({"CRASHED", "FAILED", "CANCELLED", "COMPLETED"})
+BEATS_PER_TTL = 4     # a heartbeat every quarter of the lock's life
+LEASE_SHARE = 0.5     # writes start only within this share of the life since the last renewal was sent
 _RUN_ID = re.compile(r"\(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)$")
 
-HolderEnded = Callable[[dict[str, Any]], bool]
+Wall = Callable[[], datetime]
 log = logging.getLogger(__name__)
 
 
 class Held:
-    """The holder's side of a lock: its last ETag, its expiry, and whether it has been lost."""
+    """The holder's side of a lock: its last version, when it last renewed, and whether it is lost.
+
+    It is the write fence of its run (``tasks/fence.py``): ``check`` before every write."""
 
     def __init__(self, storage: Storage, key: str, owner: str, ttl: timedelta, what: str,
-                 etag: str, expires: datetime, acquired: str) -> None:
+                 etag: str, renewed: float, acquired: str, wall: Wall = utc_now) -> None:
         self.storage = storage
         self.key = key
         self.owner = owner
         self.ttl = ttl
         self.what = what
         self.etag = etag
-        self.expires = expires
+        self.renewed = renewed    # time.monotonic() when the last successful renewal was sent
         self.acquired = acquired
+        self.wall = wall
         self.lost: str | None = None
+        self.late = 0             # writes that ended after the lease lapsed (see the module docstring)
         self._mutex = threading.Lock()
 
-    def body(self, now: datetime) -> bytes:
-        return lock_body(self.owner, self.acquired, now + self.ttl, self.ttl)
+    @property
+    def lease(self) -> float:
+        return self.ttl.total_seconds() * LEASE_SHARE
+
+    def body(self) -> bytes:
+        return lock_body(self.owner, self.acquired, self.wall(), self.ttl)
+
+    def lapsed(self) -> bool:
+        return self.lost is not None or time.monotonic() - self.renewed > self.lease
+
+    def check(self) -> None:
+        """Raise ``LockLost`` unless this run may start a write now (holds the lock, lease running)."""
+        if self.lost is None:
+            idle = time.monotonic() - self.renewed
+            if idle <= self.lease:
+                return
+            self._lose(f"it has not renewed its lock for {idle:.0f} s, more than half the lock's life "
+                       f"({self.ttl.total_seconds():g} s, lock_ttl_seconds), so another run may take it over")
+        raise LockLost(self.lost or self.what)
+
+    def note_late(self) -> None:
+        with self._mutex:
+            self.late += 1
+
+    def _lose(self, why: str) -> None:
+        if self.lost is None:
+            self.lost = f"{self.what}: this run lost its lock ({why}); it stops without writing or saving state"
 
     def beat(self) -> None:
-        """Push the expiry forward, conditional on the holder's own last write; a refusal loses the lock.
-        A failed write raises ``StoreError``; past the expiry it loses the lock as well."""
+        """Renew the lock, conditional on the holder's own last write: a refusal loses it. A failed write
+        raises ``StoreError`` and is retried by the next beat while the lease runs."""
         with self._mutex:
             if self.lost:
-                raise StoreError(self.lost)
-            now = datetime.now(UTC)
-            try:
-                etag = self.storage.put_if(self.key, self.body(now), if_match=self.etag)
-            except StoreError:
-                if datetime.now(UTC) >= self.expires:
-                    self.lost = (f"{self.what}: this run lost its lock (its heartbeats failed past the "
-                                 f"expiry, {self.expires.isoformat()}); it stops without saving state")
-                raise
+                raise LockLost(self.lost)
+            sent = time.monotonic()
+            if sent - self.renewed > self.lease:
+                self._lose(f"it has not renewed its lock for {sent - self.renewed:.0f} s, more than half the "
+                           f"lock's life ({self.ttl.total_seconds():g} s, lock_ttl_seconds), so another run may "
+                           "take it over")
+                raise LockLost(self.lost or self.what)
+            etag = self.storage.put_if(self.key, self.body(), if_match=self.etag)
             if etag is None:
-                self.lost = (f"{self.what}: this run lost its lock (another run took it over); "
-                             "it stops without saving state")
-                raise StoreError(self.lost)
-            self.etag, self.expires = etag, now + self.ttl
+                self._lose("another run took it over")
+                raise LockLost(self.lost or self.what)
+            self.etag, self.renewed = etag, sent
 
     def confirm(self) -> None:
-        """Raise unless this run still holds the lock (checked by a conditional write, now)."""
+        """Raise unless this run still holds the lock, checked by a conditional write now (before a commit)."""
+        self.check()
         self.beat()
 
     def release(self) -> None:
@@ -93,8 +137,10 @@ class Held:
                 self.storage.delete_if(self.key, self.etag)  # refused: another run holds it now; keep it
 
 
-def lock_body(owner: str, acquired: str, expires: datetime, ttl: timedelta) -> bytes:
-    doc: dict[str, Any] = {"owner": owner, "acquired": acquired, "expires": expires.isoformat(),
+def lock_body(owner: str, acquired: str, now: datetime, ttl: timedelta) -> bytes:
+    """The lock document. ``renewed`` and ``expires`` are the holder's clock, for people only."""
+    doc: dict[str, Any] = {"owner": owner, "acquired": acquired, "renewed": now.isoformat(),
+                           "expires": (now + ttl).isoformat(), "ttl_seconds": ttl.total_seconds(),
                            "beat_seconds": ttl.total_seconds() / BEATS_PER_TTL}
     if (match := _RUN_ID.search(owner)) is not None:
         doc["flow_run_id"] = match.group(1)
@@ -104,81 +150,82 @@ def lock_body(owner: str, acquired: str, expires: datetime, ttl: timedelta) -> b
 def _parse(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-        datetime.fromisoformat(doc["expires"])
         return doc if isinstance(doc, dict) else {}
-    except (ValueError, KeyError, TypeError):
-        return {}  # unreadable: treated as expired
+    except ValueError:
+        return {}
 
 
-def _expired(doc: dict[str, Any], now: datetime) -> bool:
-    return not doc or datetime.fromisoformat(doc["expires"]) <= now
+def declared_life(doc: dict[str, Any], default: timedelta) -> float:
+    """The holder's lock life (its lease is half of it); ``default`` when the document does not say."""
+    for key, scale in (("ttl_seconds", 1), ("beat_seconds", BEATS_PER_TTL)):
+        with suppress(TypeError, ValueError):
+            value = float(doc[key]) * scale if key in doc else 0.0
+            if value > 0:
+                return value
+    return default.total_seconds()
 
 
-def _held_error(what: str, doc: dict[str, Any]) -> StoreError:
+def _held_error(what: str, doc: dict[str, Any], life: float) -> StoreError:
     return StoreError(f"{what} is held by run {doc.get('owner')} since {doc.get('acquired')}, and it is "
-                      f"alive (its heartbeat moved on); try again after it ends (the lock expires at "
-                      f"{doc.get('expires')} if that run dies)")
+                      f"alive (its heartbeat moved on while this run watched); try again after it ends "
+                      f"(if that run dies, its lock is taken over {life:g} s after its last heartbeat)")
 
 
-def acquire(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: str,
-            holder_ended: HolderEnded | None = None) -> Held:
-    """Take the lock, or take over a dead holder's; raise ``StoreError`` naming a living holder."""
-    beat = ttl.total_seconds() / BEATS_PER_TTL
-    poll = max(0.1, min(2.0, beat / 4))
-    deadline = time.monotonic() + ttl.total_seconds() + 2 * beat  # a lock never outlives its own ttl
-    acquired = datetime.now(UTC).isoformat()
-    watched: str | None = None
-    asked: set[str] = set()  # the ETags whose holder the Prefect API was asked about
+def acquire(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: str, wall: Wall = utc_now) -> Held:
+    """Take the lock, or take over a dead holder's; raise ``StoreError`` naming a living holder.
 
-    def ended(doc: dict[str, Any], seen: str) -> bool:
-        if holder_ended is None or seen in asked:
-            return False
-        asked.add(seen)
-        return holder_ended(doc)
-
+    A lock found in place is watched: if its version changes, its holder is alive (the error names
+    it); if it stays the same for the holder's life on this process's monotonic clock, it is dead and
+    taken over with a write conditional on that version."""
+    acquired = wall().isoformat()
+    watched: str | None = None   # the version being watched
+    since = 0.0                  # time.monotonic() when it was first seen
     while True:
-        now = datetime.now(UTC)
-        body = lock_body(owner, acquired, now + ttl, ttl)
-        etag = storage.put_if(key, body, if_none_match=True)
-        if etag is not None:
-            return Held(storage, key, owner, ttl, what, etag, now + ttl, acquired)
         current, seen = storage.get_versioned(key)
         if current is None or seen is None:
-            continue  # released in between
-        doc = _parse(current)
-        why = "it expired" if _expired(doc, now) else "its flow run ended" if ended(doc, seen) else None
-        if why is not None:
-            etag = storage.put_if(key, body, if_match=seen)  # fenced: only one taker wins
+            sent = time.monotonic()
+            etag = storage.put_if(key, lock_body(owner, acquired, wall(), ttl), if_none_match=True)
             if etag is not None:
-                log.warning("%s: took over the lock of run %s (%s)", what, doc.get("owner"), why)
-                return Held(storage, key, owner, ttl, what, etag, now + ttl, acquired)
-            watched = None
-            continue  # another run took it over first: look again
-        if watched is not None and seen != watched:
-            raise _held_error(what, doc)  # it beat while we watched: alive
-        if time.monotonic() > deadline:
-            raise _held_error(what, doc)
-        watched = seen
-        until_expiry = (datetime.fromisoformat(doc["expires"]) - now).total_seconds()
-        time.sleep(max(0.05, min(poll, until_expiry + 0.05)))
+                return Held(storage, key, owner, ttl, what, etag, sent, acquired, wall)
+            continue  # another run created it first: look at theirs
+        doc = _parse(current)
+        life = declared_life(doc, ttl)
+        if seen != watched:
+            if watched is not None:
+                raise _held_error(what, doc, life)  # it beat while we watched: alive
+            watched, since = seen, time.monotonic()
+        elif time.monotonic() - since >= life:
+            sent = time.monotonic()
+            etag = storage.put_if(key, lock_body(owner, acquired, wall(), ttl), if_match=seen)
+            if etag is not None:
+                log.warning("%s: took over the lock of run %s (unchanged for %.0f s, its life)", what,
+                            doc.get("owner"), time.monotonic() - since)
+                return Held(storage, key, owner, ttl, what, etag, sent, acquired, wall)
+            watched = None  # another run took it over first: watch theirs
+            continue
+        poll = max(0.05, min(2.0, life / 16))
+        time.sleep(min(poll, max(0.01, since + life - time.monotonic())))
 
 
 @contextmanager
 def hold_lock(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: str,
-              thread_name: str = "lock", holder_ended: HolderEnded | None = None) -> Iterator[Held]:
+              thread_name: str = "lock", wall: Wall = utc_now) -> Iterator[Held]:
     """Hold the lock at ``key`` for ``owner`` while the block runs; ``what`` names it in the error a
     second run gets ("demo/object_1 (knack) is held by run ...")."""
-    held = acquire(storage, key, owner, ttl, what=what, holder_ended=holder_ended)
+    held = acquire(storage, key, owner, ttl, what=what, wall=wall)
     stop = threading.Event()
+    every = ttl.total_seconds() / BEATS_PER_TTL
 
     def heartbeat() -> None:
-        while not stop.wait(ttl.total_seconds() / BEATS_PER_TTL):
+        wait = every
+        while not stop.wait(wait):
             try:
                 held.beat()
+                wait = every
+            except LockLost:
+                return  # the run stops at its next write (``check``)
             except StoreError:
-                if held.lost:
-                    return  # the run finds out at its next commit (``confirm``)
-                # a failed beat is retried at the next one
+                wait = every / 4  # a failed beat is tried again soon, while the lease runs
 
     thread = threading.Thread(target=heartbeat, name=thread_name, daemon=True)
     thread.start()
@@ -195,24 +242,6 @@ def hold_lock(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: s
             release()
         raise
     release()
-
-
-def prefect_run_ended(doc: dict[str, Any]) -> bool:
-    """True when the Prefect API (if one is configured and answers) says the lock's flow run ended."""
-    run_id = doc.get("flow_run_id")
-    if not run_id:
-        return False
-    try:
-        from prefect.client.orchestration import get_client
-        from prefect.context import FlowRunContext
-
-        if FlowRunContext.get() is None:
-            return False  # not in a flow run: no API to ask
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(run_id).state
-        return state is not None and state.type.value in FINAL_STATES
-    except Exception:  # noqa: BLE001 - no API, no such run, a timeout: the lock's expiry decides
-        return False
 
 
 def run_name() -> str:

@@ -8,12 +8,13 @@ any point leaves the next run redoing work (rewriting identical objects at worst
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from tasks.domain.batching import chunked
 from tasks.domain.errors import StoreError
@@ -27,13 +28,30 @@ from tasks.domain.layout import (
     serialize_record,
     state_key,
 )
+from tasks.fence import fenced
 from tasks.store.backends import Storage
-from tasks.store.locks import Held, hold_lock, prefect_run_ended
+from tasks.store.locks import Held, hold_lock
 from tasks.store.shared_reads import SharedReader
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 
-_Put = tuple[str, bytes, str, str, str | None, int]  # key, body, record id, content hash, modified, generation
+ABSENT = ""  # a write's expectation: the object must not exist yet
+
+
+class _Put(NamedTuple):
+    """One record PUT: where, what, and what the writer expects to find there.
+
+    ``expect`` is the content ETag the run's manifest (or a listing) says the object has, ``ABSENT`` when
+    it says there is none, None when it does not know (an older manifest): the PUT is conditional on it,
+    so a write of a run that lost its lock cannot land over a newer one (``locks.py``)."""
+
+    key: str
+    body: bytes
+    rid: str
+    digest: str
+    modified: str | None
+    generation: int
+    expect: str | None
 _Written = tuple[str, str, str | None, int, str | None]  # record id, content hash, modified, generation, ETag
 _PutResult = tuple[list[_Written], StoreError | None]  # written, first failure
 
@@ -47,6 +65,23 @@ class WriteStats:
     unchanged: int = 0
     repaired: int = 0   # unchanged records whose object was missing or damaged, written again
     seen_ids: set[str] = field(default_factory=set, repr=False)
+
+
+@dataclass
+class _ContainerFence:
+    """Every lock a store holds on one container, as one fence (``tasks/fence.py``)."""
+
+    store: RecordStore
+    container: str
+
+    def check(self) -> None:
+        self.store.fence(self.container)
+
+    def lapsed(self) -> bool:
+        return any(held.lapsed() for held in self.store._held.get(self.container, []))
+
+    def note_late(self) -> None:
+        """Record writes are conditional on the ETag the manifest recorded: a late one cannot land over newer."""
 
 
 class RecordStore:
@@ -93,6 +128,16 @@ class RecordStore:
         body, etag = self.storage.get_versioned(key)
         self._versions[key] = etag
         return body
+
+    def fence(self, container: str) -> None:
+        """Raise ``LockLost`` unless every lock this store holds on the container lets a write start now."""
+        for held in self._held.get(container, []):
+            held.check()
+
+    def _fenced(self, container: str) -> AbstractContextManager[object]:
+        """The container's locks as the write fence of this thread: every S3 attempt (botocore's retries
+        included) checks it before it is sent (``S3Storage``)."""
+        return fenced(_ContainerFence(self, container))
 
     def _write_state(self, container: str, key: str, body: bytes) -> None:
         """Commit a state document: only while this store still holds its locks on the container, and,
@@ -156,6 +201,34 @@ class RecordStore:
         """Fenced like the manifest: see ``_write_state``."""
         self._write_state(container, self._state(container, "listing"), serialize_record(value))
 
+    # -- notes of runs that lost their lock ------------------------------------------------------
+    def write_suspects(self, container: str, name: str, owner: str, ids: Iterable[str]) -> str:
+        """Note the records a run that lost its lock was sending to destination ``name`` when a write of it
+        ended after its lease (``locks.py``): the next run sends them again. Not fenced: it is no state, and
+        its key is the run's own."""
+        key = self._state(container, f"suspect-{name}-{uuid.uuid4().hex}")
+        self.storage.put(key, serialize_record({"owner": owner, "records": sorted(ids)}))
+        return key
+
+    def read_suspects(self, container: str, name: str) -> dict[str, list[str]]:
+        """Every note for destination ``name``: key → record ids (one listing, then one read per note)."""
+        notes: dict[str, list[str]] = {}
+        prefix = self._state(container, f"suspect-{name}-").removesuffix(".json")
+        folder = prefix.rsplit("/", 1)[0] + "/"  # the container's state folder: a handful of objects
+        for key in [k for k in self.storage.list_keys(folder) if k.startswith(prefix)]:
+            body = self.storage.get(key)
+            try:
+                notes[key] = [str(rid) for rid in json.loads(body or b"{}").get("records", [])]
+            except (ValueError, AttributeError):
+                notes[key] = []  # unreadable: nothing to resend; cleared with the others
+        return notes
+
+    def clear_suspects(self, container: str, keys: Iterable[str]) -> None:
+        """Delete the notes a run has acted on (fenced: after its commit, under its lock)."""
+        for key in keys:
+            self.fence(container)
+            self.storage.delete(key)
+
     # -- lock -----------------------------------------------------------------------------------
     @contextmanager
     def lock(self, container: str, owner: str, name: str = "knack",
@@ -163,8 +236,7 @@ class RecordStore:
         """One writer per container and role (``knack``, ``socrata``, ``agol``) at a time (``locks.py``);
         while it is held, this store's state writes for the container check it first."""
         with hold_lock(self.storage, self._state(container, f"lock-{name}"), owner, ttl,
-                       what=f"{self.app}/{container} ({name})", thread_name=f"lock-{name}",
-                       holder_ended=prefect_run_ended) as held:
+                       what=f"{self.app}/{container} ({name})", thread_name=f"lock-{name}") as held:
             self._held.setdefault(container, []).append(held)
             try:
                 yield held
@@ -222,16 +294,19 @@ class RecordStore:
                     stats.fetched += 1
                     body = serialize_record(record)
                     digest = content_hash(body)
+                    expect = present.get(key, ABSENT) if present is not None else \
+                        manifest.etags.get(rid) if rid in manifest.records else ABSENT
                     if manifest.is_unchanged(rid, digest):
                         if present is not None and manifest.needs_repair(rid, body, present.get(key)):
-                            todo.append((key, body, rid, digest, modified_of(record), manifest.records[rid][2]))
+                            todo.append(_Put(key, body, rid, digest, modified_of(record), manifest.records[rid][2],
+                                             expect))
                             continue
                         stats.unchanged += 1
                         continue
-                    todo.append((key, body, rid, digest, modified_of(record), generation))
+                    todo.append(_Put(key, body, rid, digest, modified_of(record), generation, expect))
                 size = max(1, min(PUTS_PER_TASK, -(-len(todo) // self.workers)))
                 for group in chunked(todo, size):
-                    pending.add(self._pool.submit(self._put_group, group))
+                    pending.add(self._pool.submit(self._put_group, container, group))
                     if len(pending) >= (max(1, self.workers // 4) if busy and busy() else self.workers * 2):
                         done, _ = wait(pending, return_when=FIRST_COMPLETED)
                         settle(done)
@@ -242,16 +317,29 @@ class RecordStore:
             settle(done)
         return stats
 
-    def _put_group(self, group: list[_Put]) -> _PutResult:
-        """PUT each document of ``group`` in turn; stop at the first failure and report it."""
+    def _put_group(self, container: str, group: list[_Put]) -> _PutResult:
+        """PUT each document of ``group`` in turn; stop at the first failure (a lost lock too) and report it."""
         written: list[_Written] = []
-        for key, body, rid, digest, modified, gen in group:
-            try:
-                etag = self.storage.put(key, body)
-            except StoreError as exc:
-                return written, exc
-            written.append((rid, digest, modified, gen, etag))
+        with self._fenced(container):
+            for put in group:
+                try:
+                    etag = self._put_record(container, put)
+                except StoreError as exc:
+                    return written, exc
+                written.append((put.rid, put.digest, put.modified, put.generation, etag))
         return written, None
+
+    def _put_record(self, container: str, put: _Put) -> str | None:
+        """One fenced, conditional PUT; the object's content ETag. When the object is not what this run
+        expected (a hand edit, an older system, a run that lost its lock), the holder writes it anyway."""
+        self.fence(container)
+        if put.expect is not None:
+            version = self.storage.put_if(put.key, put.body, if_match=f'"{put.expect}"' if put.expect else None,
+                                          if_none_match=put.expect == ABSENT)
+            if version is not None:
+                return version.strip('"') or None
+            self.fence(container)
+        return self.storage.put(put.key, put.body)
 
     def list_objects(self, container: str) -> dict[str, str]:
         """Key → ETag of every object under the container prefix (one listing)."""
@@ -265,8 +353,13 @@ class RecordStore:
     def delete_records(self, container: str, ids: Iterable[str], manifest: Manifest, generation: int) -> list[str]:
         """Delete these records' objects (Knack has confirmed them gone) and record the deletes."""
         doomed = sorted(ids)
-        futures = {self._pool.submit(self.storage.delete, record_key(self.env, self.app, container, rid)): rid
-                   for rid in doomed}
+
+        def delete(rid: str) -> None:
+            with self._fenced(container):
+                self.fence(container)
+                self.storage.delete(record_key(self.env, self.app, container, rid))
+
+        futures = {self._pool.submit(delete, rid): rid for rid in doomed}
         for fut, rid in futures.items():
             fut.result()
             manifest.mark_deleted(rid, generation)

@@ -18,6 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks import fence
 from tasks.clock import utc_now
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import ConfigError, StoreError, UnpublishableRecords
@@ -71,6 +72,7 @@ class AnalyticsTable:
 
     def _batches(self, payloads: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
         while rows := list(islice(payloads, self.batch_size)):
+            fence.check()  # a merge streaming past the lease aborts before it commits
             yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
 
     def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
@@ -81,13 +83,15 @@ class AnalyticsTable:
                 raise StoreError(f"{self.app}/{self.cfg.key}: the analytics table's columns changed "
                                  f"({'; '.join(self.drift)}) and this run does not read every record "
                                  f"(a backfill with a date): run a full refresh")
-            counts = delta.rewrite(self.where, delta.stream(self.schema, batches))
+            with fence.write():
+                counts = delta.rewrite(self.where, delta.stream(self.schema, batches))
         else:
             first = next(batches, None)
             if first is None:  # nothing changed: no commit
                 return {"upserted": 0, "inserted": 0, "updated": 0, "copied": 0}
             rest = (b for part in ([first], batches) for b in part)
-            counts = delta.merge_rows(self.where, self.table, delta.stream(self.schema, rest))
+            with fence.write():
+                counts = delta.merge_rows(self.where, self.table, delta.stream(self.schema, rest))
         self.table = delta.open_table(self.where)
         return {"upserted": counts["inserted"] + counts["updated"], "inserted": counts["inserted"],
                 "updated": counts["updated"], "copied": counts["copied"]}
@@ -96,7 +100,10 @@ class AnalyticsTable:
         return delta.table_ids(self.table)
 
     def delete(self, ids: list[str]) -> dict[str, int]:
-        deleted = delta.delete_ids(self.table, ids) if ids and self.table is not None else 0
+        deleted = 0
+        if ids and self.table is not None:
+            with fence.write():
+                deleted = delta.delete_ids(self.table, ids)
         self._tidy()
         return {"rows_deleted": deleted}
 
@@ -111,6 +118,7 @@ class AnalyticsTable:
             self.table = delta.open_table(self.where)  # type: ignore[arg-type]
             if delta.commits_since_compaction(self.table) < every:
                 return
+            fence.check()
             done = delta.compact(self.table, self.settings.table_retention_hours)
             log.info("%s/%s → %s: compacted %d files, vacuumed %d", self.app, self.cfg.key, self.name,
                      done["files_compacted"], done["files_vacuumed"])

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,10 @@ def test_lock_excludes_a_second_writer_and_expires(storage: CountingStorage, rec
     key = "dev/demo/_state/object_3/lock-knack.json"
     storage.put(key, serialize_record({"owner": "dead", "acquired": "2020-01-01T00:00:00+00:00",
                                        "expires": "2020-01-01T00:10:00+00:00"}))
-    with store.lock("object_3", "run-d", "knack", ttl=timedelta(minutes=1)):
+    started = time.monotonic()
+    with store.lock("object_3", "run-d", "knack", ttl=timedelta(seconds=1)):
+        # dead: its version stayed the same for one life on this run's own clock (its timestamps say nothing)
+        assert time.monotonic() - started >= 1
         assert json.loads(storage.get(key))["owner"] == "run-d"
     assert storage.get(key) is None
 
@@ -292,7 +296,7 @@ def test_a_stalled_holder_stops_without_state_and_its_release_keeps_the_new_lock
     with new.lock("object_3", "run-new", "knack", ttl=timedelta(seconds=30)):
         held = new._held["object_3"][0]
         stale = type(held)(storage, LOCK, "run-old", timedelta(seconds=2), "demo/object_3 (knack)",
-                           etag='"0123456789abcdef0123456789abcdef"', expires=held.expires, acquired="x")
+                           etag='"0123456789abcdef0123456789abcdef"', renewed=held.renewed, acquired="x")
         stale.release()
         assert json.loads(storage.get(LOCK))["owner"] == "run-new"
         held.confirm()  # still the holder
