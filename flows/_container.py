@@ -9,6 +9,7 @@ from typing import Any
 from prefect.logging import get_run_logger
 
 from flows._cli import parser, run
+from flows._isolation import refuse_other_env
 from flows._refuse import check_args, refused
 from tasks.domain.config import load_container
 from tasks.domain.errors import ConfigError
@@ -25,6 +26,7 @@ def publish_from_store(publish: Publisher, app: str, container: str, env: str, s
                        full: bool, config_path: str | None, allow_mass_delete: bool,
                        republish: bool) -> PublishResult:
     """A destination flow's body: load the container's config, say which store the run reads, publish."""
+    refuse_other_env(env)  # before anything is read
     config, _, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     return publish(app, cfg, env, config.settings, full, parse_since(since) if since else None,

@@ -20,6 +20,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
+from flows._isolation import refuse_other_env
 from flows._params import Destination, Env
 from flows._refuse import check_args, refused
 from flows.records_to_agol import records_to_agol
@@ -74,6 +75,7 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         republish: Send every stored record to each destination again, whatever it received (repairs rows
             edited there by hand).
     """
+    refuse_other_env(env)  # before anything is read
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
