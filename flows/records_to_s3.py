@@ -15,6 +15,7 @@ from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS
 from flows._container import container_main
+from flows._events import emit_held_back
 from flows._isolation import refuse_other_env
 from flows._params import Env
 from tasks.domain.config import load_container
@@ -47,6 +48,7 @@ def records_to_s3(app: str, container: str, env: Env, since: datetime | None = N
     since = parse_since(since) if since else None
     stored = offload(app_cfg, cfg, env, config.settings, since, full, allow_mass_delete)
     if stored.held_back:
+        emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)
     return stored
 

@@ -20,6 +20,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
+from flows._events import emit_held_back, sync_run_name
 from flows._isolation import refuse_other_env
 from flows._params import Destination, Env
 from flows._refuse import check_args, refused
@@ -55,7 +56,7 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[Destination] | list[str
 
 
 @flow(name="sync", timeout_seconds=LIMITS["sync"],
-      flow_run_name="sync-{app}-{container}-{env}")
+      flow_run_name=sync_run_name)
 def sync(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
          destinations: list[Destination] | None = None, config_path: str | None = None,
          allow_mass_delete: bool = False, republish: bool = False) -> dict[str, Any]:
@@ -104,12 +105,28 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
 
     report = SyncReport(app, container, env, stored, published)
     publish_report(report)
+    for name, state in states.items():  # a destination's deletes held back: the alert says so
+        if held := _held_back(state):
+            emit_held_back(app, container, env, held, destination=name)
     if failed := report.failed():
         raise PublishFailed(f"{app}/{container}: the store is up to date, but publishing to "
                             f"{', '.join(failed)} failed: " + "; ".join(failed.values()))
     if stored.held_back:  # everything else is done; the run fails so that someone looks
+        emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)
     return report.as_dict()
+
+
+def _held_back(state: Any) -> str | None:
+    if state.is_completed():
+        return None
+    try:
+        state.result()
+    except DeletesHeldBack as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any other failure is said by PublishFailed
+        return None
+    return None
 
 
 def _reason(state: Any) -> str:
