@@ -3,7 +3,7 @@
 Each alert is an automation named ``knack-services prod: ...``; running the command again updates them in
 place (one automation per name, duplicates removed), so it is safe to run after every deploy. They send
 through the notification block the config's ``alert_block`` names (``slack-webhook/knack-alerts``,
-``ms-teams-webhook/...``, ``email/...``, ``custom-webhook/...``: the team's choice; create it first in the
+``ms-teams-webhook/...``, ``sendgrid-email/...``, ``custom-webhook/...``: the team's choice; create it first in the
 UI or with its Python class). Each message names the app, container, env, what happened and the
 RUNBOOK.md entry; it carries the run's state message (the project's errors hold no secret), never a
 credential. ``--check`` changes nothing and exits 1 when an alert is missing or differs.
