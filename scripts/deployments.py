@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 from tasks.domain.config import ENVS, Config, load_config  # noqa: E402
 from tasks.domain.errors import ConfigError  # noqa: E402
+from tasks.domain.quota import cron_field  # noqa: E402
 
 PREFECT_YAML = ROOT / "prefect.yaml"
 
@@ -132,19 +133,7 @@ def republish_line(republish_cron: str, minute: int) -> str:
 
 def cron_hours(field: str) -> set[int]:
     """The hours a cron hour field names (``*``, ``4``, ``0,4-23``, ``*/6``, ``4-20/2``)."""
-    hours: set[int] = set()
-    for part in field.split(","):
-        spec, _, step = part.partition("/")
-        if spec == "*":
-            low, high = 0, 23
-        elif "-" in spec:
-            low, high = (int(x) for x in spec.split("-", 1))
-        else:
-            low = high = int(spec)
-            if step:
-                high = 23
-        hours.update(range(low, high + 1, int(step) if step else 1))
-    return hours
+    return cron_field(field, 0, 23)
 
 
 def schedules(name: str, env: str, minute: int, republish_cron: str | None) -> str:
