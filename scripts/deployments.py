@@ -1,9 +1,11 @@
 """Write prefect.yaml from the container config: ``python scripts/deployments.py [--check] [--config FILE]``.
 
-Every configured container gets a ``sync`` deployment per environment (hourly incremental, nightly
-reconcile, a republish on ``republish_cron`` when the config sets one; one run at a time: a newcomer is
-cancelled while one is going); every app a ``sync-app``
-fan-out and a ``metadata-to-s3`` deployment per environment; the seed's three record services are
+Every configured container gets a ``sync`` deployment per environment: hourly incremental (UTC), nightly
+reconcile (00:MM America/Chicago), a republish on ``republish_cron``'s hours and days when the config sets
+one; each at its own minute (a stable hash of the deployment name, spread within the app), never in the
+daylight-saving hours 01:00-03:59 local; one run at a time, a newcomer waiting its turn (``ENQUEUE``).
+Every app gets a ``sync-app`` fan-out and a ``metadata-to-s3`` deployment per environment; the docker jobs
+are auto-removed and memory-limited, and each env's carry ``KNACK_SERVICES_ENV``; the seed's three record services are
 deployed once, with their parameters given at run time. ``--check`` writes nothing and exits 1 when
 prefect.yaml differs from what the config gives.
 """
@@ -206,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default=str(PREFECT_YAML), help="where to write (default: prefect.yaml)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the file differs")
     args = p.parse_args(argv)
-    text = render(load_config(args.config or ROOT / "config" / "knack-services.yaml"))
+    try:
+        text = render(load_config(args.config or ROOT / "config" / "knack-services.yaml"))
+    except ConfigError as exc:
+        print(f"deployments failed: {exc}", file=sys.stderr)
+        return 1
     target = Path(args.output)
     if args.check:
         if not target.exists() or target.read_text() != text:
