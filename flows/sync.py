@@ -105,9 +105,6 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
 
     report = SyncReport(app, container, env, stored, published)
     publish_report(report)
-    for name, state in states.items():  # a destination's deletes held back: the alert says so
-        if held := _held_back(state):
-            emit_held_back(app, container, env, held, destination=name)
     if failed := report.failed():
         raise PublishFailed(f"{app}/{container}: the store is up to date, but publishing to "
                             f"{', '.join(failed)} failed: " + "; ".join(failed.values()))
@@ -115,18 +112,6 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)
     return report.as_dict()
-
-
-def _held_back(state: Any) -> str | None:
-    if state.is_completed():
-        return None
-    try:
-        state.result()
-    except DeletesHeldBack as exc:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - any other failure is said by PublishFailed
-        return None
-    return None
 
 
 def _reason(state: Any) -> str:
