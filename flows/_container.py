@@ -9,9 +9,11 @@ from typing import Any
 from prefect.logging import get_run_logger
 
 from flows._cli import parser, run
+from flows._events import emit_held_back
+from flows._isolation import refuse_other_env
 from flows._refuse import check_args, refused
 from tasks.domain.config import load_container
-from tasks.domain.errors import ConfigError
+from tasks.domain.errors import ConfigError, DeletesHeldBack
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishResult
 from tasks.store.open import log_store_choice
@@ -25,10 +27,15 @@ def publish_from_store(publish: Publisher, app: str, container: str, env: str, s
                        full: bool, config_path: str | None, allow_mass_delete: bool,
                        republish: bool) -> PublishResult:
     """A destination flow's body: load the container's config, say which store the run reads, publish."""
+    refuse_other_env(env)  # before anything is read
     config, _, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    return publish(app, cfg, env, config.settings, full, parse_since(since) if since else None,
-                   allow_mass_delete, republish)
+    try:
+        return publish(app, cfg, env, config.settings, full, parse_since(since) if since else None,
+                       allow_mass_delete, republish)
+    except DeletesHeldBack as exc:  # the destination's deletes held back: the alert says so
+        emit_held_back(app, container, env, str(exc), destination=_destination(publish))
+        raise
 
 
 def container_main(flow_fn: Any, description: str, argv: list[str] | None, *, republish: bool = True) -> int:
@@ -43,3 +50,9 @@ def container_main(flow_fn: Any, description: str, argv: list[str] | None, *, re
     if republish:
         kwargs["republish"] = args.republish
     return run(flow_fn, kwargs)
+
+
+def _destination(publish: Publisher) -> str:
+    """``socrata`` for the task ``publish-to-socrata`` (or the function ``publish_socrata``)."""
+    name = str(getattr(publish, "name", None) or getattr(publish, "__name__", "destination"))
+    return name.removeprefix("publish-to-").removeprefix("publish_")

@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
+from flows._isolation import refuse_other_env
 from flows._params import Env
 from flows._refuse import check_args, refused
 from tasks.domain.config import check_env, load_config
@@ -35,6 +36,7 @@ def metadata_to_s3(app: str, env: Env, refresh: bool = True, config_path: str | 
         config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
     """
     check_env(env)
+    refuse_other_env(env)  # before anything is read
     config = load_config(config_path)
     app_cfg = config.app(app)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why

@@ -15,6 +15,8 @@ from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS
 from flows._container import container_main
+from flows._events import emit_held_back
+from flows._isolation import refuse_other_env
 from flows._params import Env
 from tasks.domain.config import load_container
 from tasks.domain.errors import DeletesHeldBack
@@ -40,11 +42,13 @@ def records_to_s3(app: str, container: str, env: Env, since: datetime | None = N
         config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
         allow_mass_delete: Let this run delete more than the mass-delete guard allows (a real purge in Knack).
     """
+    refuse_other_env(env)  # before anything is read
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     since = parse_since(since) if since else None
     stored = offload(app_cfg, cfg, env, config.settings, since, full, allow_mass_delete)
     if stored.held_back:
+        emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)
     return stored
 

@@ -20,6 +20,8 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
+from flows._events import emit_held_back, sync_run_name
+from flows._isolation import refuse_other_env
 from flows._params import Destination, Env
 from flows._refuse import check_args, refused
 from flows.records_to_agol import records_to_agol
@@ -54,7 +56,7 @@ def pick_destinations(cfg: ContainerConfig, wanted: list[Destination] | list[str
 
 
 @flow(name="sync", timeout_seconds=LIMITS["sync"],
-      flow_run_name="sync-{app}-{container}-{env}")
+      flow_run_name=sync_run_name)
 def sync(app: str, container: str, env: Env, since: datetime | None = None, full: bool = False,
          destinations: list[Destination] | None = None, config_path: str | None = None,
          allow_mass_delete: bool = False, republish: bool = False) -> dict[str, Any]:
@@ -74,6 +76,7 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         republish: Send every stored record to each destination again, whatever it received (repairs rows
             edited there by hand).
     """
+    refuse_other_env(env)  # before anything is read
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
@@ -106,6 +109,7 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         raise PublishFailed(f"{app}/{container}: the store is up to date, but publishing to "
                             f"{', '.join(failed)} failed: " + "; ".join(failed.values()))
     if stored.held_back:  # everything else is done; the run fails so that someone looks
+        emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)
     return report.as_dict()
 

@@ -26,6 +26,7 @@ from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._cli import LIMITS, run
+from flows._isolation import refuse_other_env
 from flows._params import Env
 from flows._refuse import check_args, refused
 from flows.sync import sync
@@ -88,6 +89,7 @@ def sync_app(env: Env, app: str | None = None, full: bool = False, via_deploymen
         config_path: Another container config file; empty means $KNACK_SERVICES_CONFIG or the image's own.
     """
     check_env(env)
+    refuse_other_env(env)  # before anything is read
     config = load_config(config_path)
     apps = [config.app(app)] if app else list(config.apps.values())
     jobs = [(a.name, key) for a in apps for key in a.containers]

@@ -8,7 +8,9 @@ Block names: ``knack-<app>-<env>``, ``socrata-<env>``, ``agol-<env>``, ``s3-<env
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -74,8 +76,53 @@ def from_env(source: BlockSource[B]) -> B:
 
 
 def resolve(source: BlockSource[B]) -> B:
-    """The block if saved, else one built from the environment."""
-    return load_block(source.cls, source.name) or from_env(source)
+    """The block if saved, else one built from the environment; where it came from is logged once a run."""
+    block = load_block(source.cls, source.name)
+    if block is not None:
+        say_source(source.name, f"block {source.name}")
+        return block
+    built = from_env(source)
+    used = [var for field, var in source.env_map.items() if getattr(built, field, None) not in (None, "")]
+    say_source(source.name, f"environment variables {', '.join(used)} (no block named {source.name})",
+               fallback=True)
+    return built
+
+
+_SAID: set[tuple[str, str, str]] = set()
+_SAID_LOCK = threading.Lock()
+
+
+def credential_source_line(name: str, where: str) -> str:
+    """The log line that says where the credentials ``name`` came from (a name, never a value)."""
+    return f"credentials {name}: from {where}"
+
+
+def say_source(name: str, where: str, *, fallback: bool = False) -> bool:
+    """Log where the credentials ``name`` came from, once per flow run (once per process outside a run).
+
+    A fallback to environment variables in prod is a warning: prod is expected to use its blocks."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    run_id = str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else ""
+    with _SAID_LOCK:
+        if (run_id, name, where) in _SAID:
+            return False
+        _SAID.add((run_id, name, where))
+    line = credential_source_line(name, where)
+    level = logging.WARNING if fallback and name.endswith("-prod") else logging.INFO
+    _logger().log(level, line)
+    return True
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def knack_credentials(app: str, env: str) -> KnackCredentials:

@@ -199,6 +199,9 @@ class Settings(BaseModel):
     publish_time_limit_seconds: int = Field(default=6600, ge=10, le=86400)
     # when the sync deployments resend every record to every destination (scripts/deployments.py); none: never
     republish_cron: str | None = None
+    # the Prefect notification block prod alerts are sent through (scripts/alerts.py), as
+    # <block-type-slug>/<block-name>, e.g. slack-webhook/knack-alerts; none: no alerts installed
+    alert_block: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
 
     @field_validator("republish_cron")
     @classmethod

@@ -57,7 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update({"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
-                "PREFECT_CLI_PROMPT": "false", "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+                "PREFECT_CLI_PROMPT": "false", "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     log = (home / "server.log").open("w")
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
@@ -146,7 +147,9 @@ def test_deploy_all_builds_and_pushes_once_and_every_deployment_runs_that_tag(se
         assert schema["properties"]["env"]["enum"] == ["dev", "prod"], name
         if name in syncs:
             assert dep["global_concurrency_limit"]["limit"] == 1, name
-            assert dep["concurrency_options"]["collision_strategy"] == "CANCEL_NEW", name
+            assert dep["concurrency_options"]["collision_strategy"] == "ENQUEUE", name
+            assert dep["job_variables"]["auto_remove"] is True, name
+            assert dep["job_variables"]["env"]["KNACK_SERVICES_ENV"] == name.rsplit("-", 1)[1], name
     assert syncs <= set(saved)
     since = saved["demo-object-1-prod"]["parameter_openapi_schema"]["properties"]["since"]
     assert {"type": "string", "format": "date-time"} in since["anyOf"]
@@ -171,7 +174,37 @@ def work(env: dict[str, str], ids: list[str]) -> dict[str, str]:
     return states
 
 
-def test_overlapping_runs_are_cancelled_and_a_fresh_process_reuses_the_stored_metadata(
+def work_until_done(env: dict[str, str], ids: list[str], rounds: int = 4) -> dict[str, str]:
+    """``--run-once`` workers until every run of ``ids`` is final (a run waiting for its deployment's
+    concurrency slot is taken by a later worker)."""
+    final = ("COMPLETED", "CANCELLED", "FAILED", "CRASHED")
+    states: dict[str, str] = {}
+    for _ in range(rounds):
+        subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--run-once", "--install-policy",
+                        "never"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=360)
+        states = {i: api(env, "GET", f"/flow_runs/{i}")["state"]["type"] for i in ids}
+        if all(s in final for s in states.values()):
+            return states
+        time.sleep(1.5)  # the server's slot wait (1 s here, 30 s by default)
+    return states
+
+
+def state_names(env: dict[str, str], run_id: str) -> list[str]:
+    return [s["name"] for s in api(env, "GET", f"/flow_run_states/?flow_run_id={run_id}")]
+
+
+def test_a_dev_deployment_refuses_a_prod_run_before_anything_is_read(server: dict[str, str], tmp_path: Path) -> None:
+    env = deploy_env(server, tmp_path)
+    deploy(env, tmp_path, "--name", "demo-object-1-dev")
+    out = cli(env, str(BIN / "prefect"), "--no-prompt", "deployment", "run", DEPLOYMENT, "--param", "env=prod").stdout
+    run_id = UUID.findall(out)[0]
+    assert work_until_done(env, [run_id]) == {run_id: "FAILED"}
+    message = api(env, "GET", f"/flow_runs/{run_id}")["state"]["message"]
+    assert "deployment sync/demo-object-1-dev belongs to env dev; a run for env prod is refused" in message, message
+
+
+def test_overlapping_runs_wait_their_turn_and_a_fresh_process_reuses_the_stored_metadata(
         server: dict[str, str], tmp_path: Path, moto_server: Any, socrata_emulator: Any, arcgis_emulator: Any) -> None:
     client = moto_server.client()
     bucket = "e2e-knack-services"
@@ -204,9 +237,11 @@ def test_overlapping_runs_are_cancelled_and_a_fresh_process_reuses_the_stored_me
             env.pop(name)
         deploy(env, tmp_path, "--name", "demo-object-1-dev")
 
-        # the hourly run and the nightly full run at once: the newcomer is cancelled, not failed
-        states = work(env, start_runs(env, 2))
-        assert sorted(states.values()) == ["CANCELLED", "COMPLETED"], states
+        # the hourly run and the nightly full run at once: the newcomer waits for its turn, then runs
+        ids = start_runs(env, 2)
+        states = work_until_done(env, ids)
+        assert sorted(states.values()) == ["COMPLETED", "COMPLETED"], states
+        assert any("AwaitingConcurrencySlot" in state_names(env, i) for i in ids), [state_names(env, i) for i in ids]
         assert knack.counters()["metadata"] == 1
         ids = sorted(r["id"] for r in knack.records("object_1"))
         stored = sorted(o["Key"].rsplit("/", 1)[1][:-5] for p in client.get_paginator("list_objects_v2").paginate(

@@ -63,12 +63,14 @@ def test_every_container_has_a_sync_deployment_per_env_that_runs_one_at_a_time()
                 expected.add(name)
                 dep = SYNCS[name]
                 assert dep["parameters"] == {"app": app.name, "container": key, "env": env}
-                assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+                # a run that finds another going waits its turn: a nightly reconcile is never cancelled
+                assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
                 kinds = [(s.get("parameters", {}).get("full", False), s.get("parameters", {}).get("republish", False))
                          for s in dep["schedules"]]
                 # hourly incremental, nightly reconcile, the republish of republish_cron
                 assert kinds == [(False, False), (True, False), (True, True)]
-                assert dep["schedules"][2]["cron"] == CONFIG.settings.republish_cron
+                # republish_cron's hours and days, at the deployment's own minute
+                assert dep["schedules"][2]["cron"].split()[1:] == CONFIG.settings.republish_cron.split()[1:]
                 assert all(s.get("active", True) == (env == "prod") for s in dep["schedules"])
     assert set(SYNCS) == expected  # and no deployment of a container the config lacks
 
@@ -79,10 +81,11 @@ def test_without_republish_cron_no_republish_is_scheduled() -> None:
     deployments = yaml.safe_load(render(parse_config(raw, "x.yaml")))["deployments"]
     sync = next(d for d in deployments if d["entrypoint"] == "flows/sync.py:sync")
     assert [s.get("parameters", {}) for s in sync["schedules"]] == [{}, {"full": True}]
-    raw["republish_cron"] = "0 4 1 * *"
+    raw["republish_cron"] = "0 5 1 * *"
     deployments = yaml.safe_load(render(parse_config(raw, "x.yaml")))["deployments"]
     sync = next(d for d in deployments if d["entrypoint"] == "flows/sync.py:sync")
-    assert sync["schedules"][2] == {"cron": "0 4 1 * *", "timezone": "America/Chicago",
+    minute = sync["schedules"][1]["cron"].split()[0]  # the nightly's minute
+    assert sync["schedules"][2] == {"cron": f"{minute} 5 1 * *", "timezone": "America/Chicago",
                                     "parameters": {"full": True, "republish": True}}
 
 
