@@ -4,10 +4,8 @@ expiry judged by the watcher on its own clock, and a holder that stops writing o
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,40 +13,21 @@ import pytest
 from tasks.domain.errors import LockLost, StoreError
 from tasks.domain.layout import Manifest
 from tasks.domain.plan import new_generation
-from tasks.store.backends import LocalStorage, S3Storage
 from tasks.store.locks import acquire, hold_lock
 from tests.fixtures.store import CountingStorage, OpenStore
+from tests.integration import test_store
+from tests.integration.test_store import StalledStorage
 
 pytestmark = pytest.mark.integration
+
+storage = test_store.storage  # the fixture: each test on S3 (moto) and on the local folder store
 
 KEY = "dev/demo/_state/object_3/lock-knack.json"
 SKEW = timedelta(minutes=10)
 
 
-@pytest.fixture(params=["s3", "local"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> CountingStorage:
-    if request.param == "s3":
-        client, bucket = request.getfixturevalue("s3_bucket")
-        return CountingStorage(S3Storage(client, bucket))
-    return CountingStorage(LocalStorage(tmp_path / "store"))
-
-
 def skewed(offset: timedelta) -> Any:
     return lambda: datetime.now(UTC) + offset
-
-
-class StalledBeats(CountingStorage):
-    """A holder whose lock writes time out (its store is unreachable for its heartbeats)."""
-
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
-        self.stalled = threading.Event()
-
-    def put_if(self, key: str, body: bytes, *, if_match: str | None = None,
-               if_none_match: bool = False) -> str | None:
-        if self.stalled.is_set() and key == KEY:
-            raise StoreError(f"PUT {key} failed: timed out")
-        return super().put_if(key, body, if_match=if_match, if_none_match=if_none_match)
 
 
 def test_a_dead_holder_whose_clock_ran_ten_minutes_fast_is_taken_over_after_one_life(
@@ -80,7 +59,7 @@ def test_a_holder_that_cannot_renew_stops_writing_before_anyone_may_take_its_loc
         storage: CountingStorage, record_store: OpenStore) -> None:
     """Half a life without a renewal: the holder's writes stop on its own clock; the watcher takes over only
     after a whole life, so nothing of the old holder is written after the take-over."""
-    stalled = StalledBeats(storage.inner)
+    stalled = StalledStorage(storage.inner)
     old, new = record_store(stalled, workers=2), record_store(storage, workers=2)
     records = [{"id": f"{n:024x}", "field_1": n} for n in range(1, 6)]
     stopped: list[float] = []
