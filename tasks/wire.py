@@ -12,8 +12,7 @@ policy, ``tasks/retry.py``); boto3 sees a dropped connection and retries it unde
 How a request's connections are known: urllib3's connection pool (which requests and botocore both
 use) is hooked once, process-wide, so a connection taken for a request made inside a guarded call
 is tied to that call's deadline, and untied when it goes back to the pool. Outside a guarded call
-the hook does nothing. A fast request costs a few microseconds (bench: ``tests/unit/test_wire.py``
-measures nothing; see the README's "Request deadlines" for the numbers).
+the hook does nothing. A fast request costs a few microseconds more (README, "Request deadlines").
 """
 
 from __future__ import annotations
@@ -180,15 +179,16 @@ def _install_pool_hook() -> None:
 
 # --- requests ------------------------------------------------------------------------------------------
 
-def _deadline_for(seconds: float) -> float:
-    """``seconds``, or the publish's time left when shorter; past the time limit no request starts."""
+def _deadline_for(seconds: float) -> tuple[float, str]:
+    """(``seconds``, or the publish's time left when shorter; the setting that set it). Past the time
+    limit no request starts."""
     limit = current_limit()
     if limit is None:
-        return seconds
+        return seconds, "request_deadline_seconds"
     left = limit.remaining()
     if left <= 0:
         raise limit.reached()
-    return min(seconds, left)
+    return (seconds, "request_deadline_seconds") if seconds <= left else (left, "publish_time_limit_seconds")
 
 
 def _cap(timeout: Any, seconds: float) -> Any:
@@ -215,7 +215,7 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
 
     def send_in_time(request: Any, **kwargs: Any) -> Any:
         method = (request.method or "GET").upper()
-        seconds = _deadline_for(session._wire_deadlines.of(method))  # type: ignore[attr-defined]
+        seconds, why = _deadline_for(session._wire_deadlines.of(method))  # type: ignore[attr-defined]
         kwargs["timeout"] = _cap(kwargs.get("timeout"), seconds)
         watch, outer = _arm(seconds, session._wire_what)  # type: ignore[attr-defined]
         try:
@@ -224,7 +224,7 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
             if watch.fired and not isinstance(exc, RequestDeadlineExceeded):
                 raise RequestDeadlineExceeded(
                     f"{watch.what}: {method} {_path(request.url)} got no whole reply within its deadline of "
-                    f"{seconds:g} s (request_deadline_seconds)") from None
+                    f"{seconds:.3g} s ({why})") from None
             raise
         finally:
             _LOCAL.watch = outer
@@ -249,7 +249,7 @@ def guard_s3_client(client: Any, deadlines: RequestDeadlines, what: str = "S3") 
 
     def before_send(request: Any, **_: Any) -> None:
         end_attempt()
-        seconds = _deadline_for(client._wire_deadlines.of(request.method or "GET"))
+        seconds = _deadline_for(client._wire_deadlines.of(request.method or "GET"))[0]
         _LOCAL.s3_outer = _arm(seconds, what)[1]
         return None  # send it (a returned response would stand in for the reply)
 

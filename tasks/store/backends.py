@@ -62,7 +62,7 @@ class S3Storage:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", type(exc).__name__)
         hint = " (does the bucket exist?)" if code == "NoSuchBucket" else ""
         if (seconds := last_deadline_passed()) is not None:
-            hint += f" (no whole reply within the request deadline of {seconds:g} s, request_deadline_seconds)"
+            hint += f" (no whole reply within the request deadline of {seconds:.3g} s)"
         return StoreError(f"{action} {self.description}/{key} failed: {code}{hint}")
 
     def check(self) -> None:
