@@ -42,13 +42,14 @@ class RequestDeadlineExceeded(requests.exceptions.Timeout):
 class _Watch:
     """One request's deadline and the connections it holds (its ``owner`` thread registers them)."""
 
-    __slots__ = ("at", "seconds", "what", "armed", "fired", "done", "conns", "lock")
+    __slots__ = ("at", "seconds", "what", "armed", "fired", "cut", "done", "conns", "lock")
 
     def __init__(self, seconds: float, what: str) -> None:
         self.at = time.monotonic() + seconds
         self.seconds, self.what = seconds, what
         self.armed = True    # the request is still being made: connections it takes are its own
         self.fired = False   # its deadline passed while it held a connection or was being made
+        self.cut = False     # a connection of it was shut down (or refused): its reply, if any, is not whole
         self.done = False    # nothing left to watch
         self.conns: set[Any] = set()
         self.lock = threading.Lock()
@@ -58,7 +59,7 @@ class _Watch:
 
         with self.lock:
             if self.fired or time.monotonic() >= self.at:
-                self.fired = True
+                self.fired = self.cut = True
                 raise ReadTimeoutError(pool, url, f"the request deadline of {self.seconds:g} s has passed")
             self.conns.add(conn)
             conn._wire_watch = self
@@ -86,6 +87,7 @@ class _Watch:
                 if sock is None:
                     connecting = connecting or self.armed
                     continue
+                self.cut = True
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             return connecting
@@ -218,17 +220,23 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
         seconds, why = _deadline_for(session._wire_deadlines.of(method))  # type: ignore[attr-defined]
         kwargs["timeout"] = _cap(kwargs.get("timeout"), seconds)
         watch, outer = _arm(seconds, session._wire_what)  # type: ignore[attr-defined]
+
+        def late() -> RequestDeadlineExceeded:
+            return RequestDeadlineExceeded(f"{watch.what}: {method} {_path(request.url)} got no whole reply within "
+                                           f"its deadline of {seconds:.3g} s ({why})")
         try:
-            return send(request, **kwargs)
+            response = send(request, **kwargs)
         except (requests.RequestException, OSError) as exc:
             if watch.fired and not isinstance(exc, RequestDeadlineExceeded):
-                raise RequestDeadlineExceeded(
-                    f"{watch.what}: {method} {_path(request.url)} got no whole reply within its deadline of "
-                    f"{seconds:.3g} s ({why})") from None
+                raise late() from None
             raise
         finally:
             _LOCAL.watch = outer
             watch.disarm()
+        if watch.cut and not kwargs.get("stream"):  # headers cut short can parse as a whole reply
+            response.close()
+            raise late()
+        return response
 
     session.send = send_in_time  # type: ignore[method-assign]
     session._wire_guarded = True  # type: ignore[attr-defined]
@@ -253,11 +261,20 @@ def guard_s3_client(client: Any, deadlines: RequestDeadlines, what: str = "S3") 
         _LOCAL.s3_outer = _arm(seconds, what)[1]
         return None  # send it (a returned response would stand in for the reply)
 
-    def end_attempt(**_: Any) -> None:
+    def end_attempt(attempts: int | None = None, caught_exception: Exception | None = None,
+                    request_dict: dict[str, Any] | None = None, **_: Any) -> float | None:
         watch = getattr(_LOCAL, "watch", None)
-        if watch is not None and hasattr(_LOCAL, "s3_outer"):
-            _LOCAL.watch = _LOCAL.__dict__.pop("s3_outer")
-            watch.disarm()
+        if watch is None or not hasattr(_LOCAL, "s3_outer"):
+            return None
+        _LOCAL.watch = _LOCAL.__dict__.pop("s3_outer")
+        watch.disarm()
+        if watch.cut and caught_exception is None and attempts is not None:
+            # the reply was cut in its headers, which can parse as a whole (empty) reply: not a success
+            if attempts < int(client.meta.config.retries.get("total_max_attempts") or 5):
+                return 0.0  # botocore tries again now
+            from botocore.exceptions import ReadTimeoutError
+
+            raise ReadTimeoutError(endpoint_url=_path((request_dict or {}).get("url")))
         return None
 
     events = client.meta.events
