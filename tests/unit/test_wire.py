@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tasks.deadline import time_limit
+from tasks.deadline import TimeLimitReached, time_limit
 from tasks.domain.deadlines import RequestDeadlines
 from tasks.retry import is_transient
 from tasks.wire import RequestDeadlineExceeded, guard_session
@@ -112,6 +112,15 @@ def test_a_publish_s_time_left_wins_when_shorter(server: TrickleServer) -> None:
     with time_limit(0.5, "demo/object_1 → Example"), pytest.raises(RequestDeadlineExceeded, match=r"of 0.5 s \(publish_time_limit_seconds\)"):
         session.get(server.url + "/slow", timeout=30)
     assert time.monotonic() - start < 0.5 + MARGIN
+
+
+def test_past_a_publish_s_time_limit_no_request_starts(server: TrickleServer) -> None:
+    session = guarded()
+    with time_limit(0.01, "demo/object_1 → Example"):
+        time.sleep(0.02)
+        with pytest.raises(TimeLimitReached, match="demo/object_1 → Example: stopped at its time limit"):
+            session.get(server.url + "/fast")
+    assert server.connections == 0
 
 
 def test_fast_requests_pass_and_their_pooled_connection_outlives_their_deadline(server: TrickleServer) -> None:
