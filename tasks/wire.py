@@ -3,9 +3,10 @@
 A socket timeout bounds each read, not the request: a server sending one byte a second never trips
 it. Here every request of a guarded ``requests.Session`` (Knack, sodapy, arcgis) or guarded boto3 S3
 client gets a deadline (``tasks/domain/deadlines.py``: ``request_deadline_seconds``, writes capped
-below half a lock's life, and never past a publish's time left, ``tasks/deadline.py``). One shared
-watchdog thread holds the deadlines; when one passes while its request still holds a connection,
-it shuts that connection's socket down, so the blocked send or receive fails at once. A requests
+below half a lock's life; a destination's request never past its publish's time left,
+``tasks/deadline.py``). One shared watchdog thread holds the deadlines; when one passes while its
+request still holds a connection, it shuts that connection's socket down, so the blocked send or
+receive fails at once. A requests
 call then raises ``RequestDeadlineExceeded`` (a ``requests.Timeout``: transient for the retry
 policy, ``tasks/retry.py``); boto3 sees a dropped connection and retries it under its own policy.
 
@@ -248,8 +249,9 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
 def guard_s3_client(client: Any, deadlines: RequestDeadlines, what: str = "S3") -> Any:
     """Give every attempt of every call of a boto3 client a whole-request deadline, through its events:
     armed before each attempt is sent, let go when botocore decides whether to retry it (a streamed
-    body still being read stays watched until it is read). No attempt starts past a publish's time
-    limit. Guarding again only updates the deadlines."""
+    body still being read stays watched until it is read). A publish's time limit does not apply: a
+    publish stopped by it still releases its lock and keeps its cursor through this client. Guarding
+    again only updates the deadlines."""
     _install_pool_hook()
     client._wire_deadlines = deadlines
     if getattr(client, "_wire_guarded", False):
@@ -257,8 +259,7 @@ def guard_s3_client(client: Any, deadlines: RequestDeadlines, what: str = "S3") 
 
     def before_send(request: Any, **_: Any) -> None:
         end_attempt()
-        seconds = _deadline_for(client._wire_deadlines.of(request.method or "GET"))[0]
-        _LOCAL.s3_outer = _arm(seconds, what)[1]
+        _LOCAL.s3_outer = _arm(client._wire_deadlines.of(request.method or "GET"), what)[1]
         return None  # send it (a returned response would stand in for the reply)
 
     def end_attempt(attempts: int | None = None, caught_exception: Exception | None = None,
