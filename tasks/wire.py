@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
@@ -102,14 +103,17 @@ class _Watchdog:
         self._heap: list[tuple[float, int, _Watch]] = []
         self._order = itertools.count()
         self._pid: int | None = None
+        self._wake_at = math.inf  # when the thread means to wake next: only an earlier deadline wakes it sooner
 
     def watch(self, watch: _Watch, at: float | None = None) -> None:
         with self._cond:
             if self._pid != os.getpid():  # first use, or a forked child: the parent's thread is not here
-                self._pid, self._heap = os.getpid(), []
+                self._pid, self._heap, self._wake_at = os.getpid(), [], math.inf
                 threading.Thread(target=self._run, name="request-deadlines", daemon=True).start()
-            heapq.heappush(self._heap, (watch.at if at is None else at, next(self._order), watch))
-            if self._heap[0][2] is watch:
+            when = watch.at if at is None else at
+            heapq.heappush(self._heap, (when, next(self._order), watch))
+            if when < self._wake_at:  # rare: deadlines mostly come later than the ones already kept
+                self._wake_at = when
                 self._cond.notify()
 
     def _run(self) -> None:
@@ -119,6 +123,7 @@ class _Watchdog:
                     while self._heap and self._heap[0][2].done:
                         heapq.heappop(self._heap)
                     if not self._heap:
+                        self._wake_at = math.inf
                         self._cond.wait()
                         continue
                     at, _, watch = self._heap[0]
@@ -126,6 +131,7 @@ class _Watchdog:
                     if wait <= 0:
                         heapq.heappop(self._heap)
                         break
+                    self._wake_at = at
                     self._cond.wait(wait)
             if watch.fire():
                 self.watch(watch, time.monotonic() + RECHECK_SECONDS)
