@@ -2,8 +2,8 @@
 
 An emulator is a function ``app(request) -> Response``. This module owns the sockets: parsing the
 request (query string, JSON, url-encoded and multipart forms), writing the reply with a
-Content-Length so connections are kept alive, dropping a connection on purpose (a fault knob),
-TLS for the ArcGIS emulator, running in a background thread for tests, and in the foreground
+Content-Length so connections are kept alive, dropping a connection on purpose or trickling a
+reply's body one byte at a time (fault knobs), TLS for the ArcGIS emulator, running in a background thread for tests, and in the foreground
 for ``python -m emulators ...``.
 """
 
@@ -16,6 +16,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
@@ -87,12 +88,15 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, str]:
 
 @dataclass
 class Response:
-    """What an emulator answers. ``drop=True`` closes the connection without a reply."""
+    """What an emulator answers. ``drop=True`` closes the connection without a reply; ``trickle_ms > 0``
+    sends the headers at once and the body one byte every ``trickle_ms`` milliseconds (a server that
+    never stalls long enough for a read timeout, yet takes forever)."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    trickle_ms: float = 0.0
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
@@ -146,8 +150,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if response.trickle_ms > 0:
+            self._trickle(response.body, response.trickle_ms / 1000)
+        else:
             self.wfile.write(response.body)
+
+    def _trickle(self, body: bytes, pause: float) -> None:
+        """The body one byte at a time; a client that gave up ends it."""
+        try:
+            for i in range(len(body)):
+                time.sleep(pause)
+                self.wfile.write(body[i:i + 1])
+        except OSError:
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 

@@ -2,8 +2,9 @@
 
 Prefect's flow timeout cannot stop a thread that is blocked reading a socket (each destination publishes
 in its own thread), so a hung destination could hold its lock long past the flow's limit. Inside
-``time_limit``, every request of a bound session is cut to the time left, and no retry starts or waits
-past it; the publish then fails with ``TimeLimitReached``, its lock is released and its cursor stays.
+``time_limit``, every request of a guarded session or client (``tasks/wire.py``) must be over by the
+time left, and no retry starts or waits past it; the publish then fails with ``TimeLimitReached``, its
+lock is released and its cursor stays.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
 
-from tasks import fence
 from tasks.domain.errors import KnackServicesError
 
 
@@ -59,37 +58,3 @@ def time_left() -> float | None:
     """Seconds left before the current deadline; None when no limit is set."""
     deadline = _CURRENT.get()
     return None if deadline is None else deadline.remaining()
-
-
-def cap_timeout(timeout: Any) -> Any:
-    """A requests ``timeout`` (seconds, a (connect, read) pair, or None) cut to the time left."""
-    deadline = _CURRENT.get()
-    if deadline is None:
-        return timeout
-    left = deadline.remaining()
-    if left <= 0:
-        raise deadline.reached()
-    if isinstance(timeout, tuple):
-        return tuple(left if t is None else min(t, left) for t in timeout)
-    return left if timeout is None else min(timeout, left)
-
-
-def bound_session(session: Any) -> Any:
-    """Make every request of a ``requests.Session`` respect the current deadline and write fence
-    (``tasks/fence.py``): none starts once the run's lock is lost (idempotent)."""
-    if getattr(session, "_bounded_by_deadline", False):
-        return session
-    send = session.send
-
-    def send_in_time(request: Any, **kwargs: Any) -> Any:
-        if getattr(request, "method", "GET") in ("GET", "HEAD"):
-            fence.check()  # a run that lost its lock stops at its next request
-            kwargs["timeout"] = cap_timeout(kwargs.get("timeout"))
-            return send(request, **kwargs)
-        with fence.write():
-            kwargs["timeout"] = cap_timeout(kwargs.get("timeout"))
-            return send(request, **kwargs)
-
-    session.send = send_in_time
-    session._bounded_by_deadline = True
-    return session

@@ -2,7 +2,7 @@
 
 A publish holds its destination's lock (``tasks/store/locks.py``) and installs it here for the block
 that talks to the destination; the sessions of the destination clients call ``check()`` before each
-request (``tasks/deadline.py: bound_session``), and the analytics table before each commit. A run that
+request (``tasks/wire.py: guard_session``), and the analytics table before each commit. A run that
 lost its lock, or whose lease lapsed (no renewal within half the lock's life), stops before its next
 request. A request that was already on the wire when the lease lapsed and ended after it is counted
 (``late``): the publish then leaves a note for the next run to resend what it was sending.

@@ -58,6 +58,7 @@ class Faults:
     # "apply-5xx": applied, then answered with a real HTTP ``error_status`` (a gateway failing after the work)
     rollback_envelope: bool = False
     seed: int | None = None
+    trickle_ms: float = 0.0  # feature-service replies send their body one byte every trickle_ms ms
 
 
 class ArcGISEmulator:
@@ -159,13 +160,13 @@ class ArcGISEmulator:
     def set_faults(self, timeout_rate: float = 0.0, error_rate: float = 0.0, error_status: int = 503,
                    latency_ms: int = 0, fail_edits_after: int | None = None, fail_edits_count: int = 0,
                    rollback_envelope: bool = False, seed: int | None = None,
-                   fail_edits_mode: str = "reject") -> None:
+                   fail_edits_mode: str = "reject", trickle_ms: float = 0.0) -> None:
         """Replace every fault knob (omitted ones go back to their defaults) and restart the edit count."""
         if fail_edits_mode not in ("reject", "apply", "apply-5xx"):
             raise ValueError("fail_edits_mode must be 'reject', 'apply' or 'apply-5xx'")
         with self._lock:
             self.faults = Faults(timeout_rate, error_rate, error_status, latency_ms, fail_edits_after,
-                                 fail_edits_count, fail_edits_mode, rollback_envelope, seed)
+                                 fail_edits_count, fail_edits_mode, rollback_envelope, seed, float(trickle_ms))
             self._rng = random.Random(seed)
             self._edit_requests = 0
             self._edits_failed = 0
@@ -241,6 +242,11 @@ class ArcGISEmulator:
         return text_response("Not Found", status=404, content_type="text/plain")
 
     def _service(self, request: Request, item: Item, rest: list[str], admin: bool) -> Response:
+        response = self._serve(request, item, rest, admin)
+        response.trickle_ms = self.faults.trickle_ms
+        return response
+
+    def _serve(self, request: Request, item: Item, rest: list[str], admin: bool) -> Response:
         faults = self.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)

@@ -131,11 +131,16 @@ class KnackEmulator:
 
     def set_faults(self, error_rate: float = 0.0, error_status: int = 503, hang_rate: float = 0.0,
                    hang_seconds: float = 5.0, drop_rate: float = 0.0, burst_429: int = 0,
-                   inflate_total_records: int = 0, short_page_every: int = 0, seed: int | None = None) -> None:
-        """Replace every fault knob at once (unnamed knobs go back to "no fault")."""
+                   inflate_total_records: int = 0, short_page_every: int = 0, seed: int | None = None,
+                   trickle_ms: float = 0.0, trickle_after: int = 0) -> None:
+        """Replace every fault knob at once (unnamed knobs go back to "no fault").
+
+        ``trickle_ms``: API replies send their headers at once and their body one byte every
+        ``trickle_ms`` ms, after the first ``trickle_after`` replies.
+        """
         self.faults = Faults(float(error_rate), int(error_status), float(hang_rate), float(hang_seconds),
                              float(drop_rate), int(burst_429), int(inflate_total_records), int(short_page_every),
-                             seed)
+                             seed, float(trickle_ms), int(trickle_after))
 
     def set_latency(self, base_ms: float = 0, per_record_ms: float = 0.0) -> None:
         self._latency = (float(base_ms), float(per_record_ms))
@@ -221,6 +226,7 @@ class KnackEmulator:
         ok = response.status == 200
         self._counters.answered(response.status, page_rows=tally.get("rows") if ok else None,
                                 metadata=ok and bool(tally.get("metadata")))
+        response.trickle_ms = self.faults.trickle()
         return response
 
     def _route(self, request: Request, headers: dict[str, str], tally: dict[str, Any]) -> Response:

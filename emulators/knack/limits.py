@@ -91,6 +91,8 @@ class Faults:
     inflate_total_records: int = 0
     short_page_every: int = 0
     seed: int | None = None
+    trickle_ms: float = 0.0  # every API reply past the first ``trickle_after`` sends its body a byte at a time
+    trickle_after: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -108,6 +110,16 @@ class Faults:
                 self.burst_429 -= 1
                 burst = True
             return drop, hang, error, burst
+
+    def trickle(self) -> float:
+        """Milliseconds between the body bytes of the next API reply (0: all at once)."""
+        with self.lock:
+            if self.trickle_ms <= 0:
+                return 0.0
+            if self.trickle_after > 0:
+                self.trickle_after -= 1
+                return 0.0
+            return self.trickle_ms
 
 
 class Counters:

@@ -28,7 +28,7 @@ _ADMIN_ROWS = re.compile(r"^/_admin/datasets/([^/]+)/rows$")
 _WRITES = ("POST", "PUT", "DELETE")
 _NO_FAULTS: dict[str, Any] = {"error_rate": 0.0, "error_status": 503, "rate_429": 0.0, "latency_ms": 0,
                               "fail_writes_after": None, "fail_writes_count": 0, "fail_status": 500,
-                              "max_body_bytes": None, "seed": None, "retry_after": 1}
+                              "max_body_bytes": None, "seed": None, "retry_after": 1, "trickle_ms": 0.0}
 
 
 def _reject_constant(name: str) -> Any:
@@ -132,8 +132,10 @@ class SocrataEmulator:
     def set_faults(self, error_rate: float = 0.0, error_status: int = 503, rate_429: float = 0.0,
                    latency_ms: int = 0, fail_writes_after: int | None = None, fail_writes_count: int = 0,
                    fail_status: int = 500, max_body_bytes: int | None = None, seed: int | None = None,
-                   retry_after: int = 1) -> None:
+                   retry_after: int = 1, trickle_ms: float = 0.0) -> None:
         """Replace every fault knob at once (the defaults mean no faults) and restart the write script.
+
+        ``trickle_ms``: every SODA reply sends its body one byte every ``trickle_ms`` ms.
 
         ``fail_writes_after=M, fail_writes_count=N, fail_status=S``: after M writes pass, the next N
         fail with S (before touching any row), so a test can fail chunk 3 of 5 exactly.
@@ -142,7 +144,8 @@ class SocrataEmulator:
             self._faults = {"error_rate": error_rate, "error_status": error_status, "rate_429": rate_429,
                             "latency_ms": latency_ms, "fail_writes_after": fail_writes_after,
                             "fail_writes_count": fail_writes_count, "fail_status": fail_status,
-                            "max_body_bytes": max_body_bytes, "seed": seed, "retry_after": retry_after}
+                            "max_body_bytes": max_body_bytes, "seed": seed, "retry_after": retry_after,
+                            "trickle_ms": float(trickle_ms)}
             self._random = random.Random(seed)
             self._writes_passed = 0
             self._writes_failed = 0
@@ -166,6 +169,7 @@ class SocrataEmulator:
         entry["status"] = response.status
         with self._lock:
             self._log.append(entry)
+            response.trickle_ms = self._faults["trickle_ms"]
         return response
 
     def _log_entry(self, request: Request) -> dict[str, Any]:

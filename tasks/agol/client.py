@@ -22,12 +22,13 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying
 
-from tasks.deadline import bound_session
 from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal
 from tasks.domain.batching import chunked
+from tasks.domain.deadlines import RequestDeadlines, default_deadlines
 from tasks.domain.errors import AgolError, ConfigError, LockLost
 from tasks.domain.text import where_in
 from tasks.retry import exponential_jitter, failure_of, is_transient, retrying
+from tasks.wire import guard_session
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,7 +127,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_field: str = MATCH_FIELD,
-                attempts: int = ATTEMPTS, backoff: float = BACKOFF_SECONDS) -> AgolTarget:
+                attempts: int = ATTEMPTS, backoff: float = BACKOFF_SECONDS,
+                deadlines: RequestDeadlines | None = None) -> AgolTarget:
     """Sign in (``creds.get_gis()``) and open layer ``layer_id`` of item ``service_id`` as a layer or table.
 
     Fails with ConfigError when the item is missing, the layer is of the other kind, or it has no text
@@ -135,7 +137,8 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
     def connect() -> Any:
         from arcgis.features import FeatureLayer, Table
 
-        gis = configure_session(creds.get_gis(timeout=REQUEST_TIMEOUT))
+        gis = configure_session(creds.get_gis(timeout=REQUEST_TIMEOUT), deadlines=deadlines,
+                                what=f"ArcGIS item {service_id}")
         item = gis.content.get(service_id)
         if item is None or not getattr(item, "url", None):
             raise ConfigError(f"ArcGIS item {service_id} does not exist or is not shared with the publishing user")
@@ -162,8 +165,10 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
     return target
 
 
-def configure_session(gis: Any, timeout: float = REQUEST_TIMEOUT) -> Any:
-    """Bound every request of ``gis`` by ``timeout`` and turn off the session's own urllib3 retries.
+def configure_session(gis: Any, timeout: float = REQUEST_TIMEOUT, *, deadlines: RequestDeadlines | None = None,
+                      what: str = "ArcGIS") -> Any:
+    """Bound every request of ``gis`` by ``timeout`` per read and by ``deadlines`` whole (``tasks/wire.py``),
+    and turn off the session's own urllib3 retries.
 
     ``arcgis`` mounts an adapter that resends any request, POSTs included, on 500/502/503/504 and on
     read errors, behind this module's back: an ``applyEdits`` that was applied but answered with a
@@ -178,7 +183,8 @@ def configure_session(gis: Any, timeout: float = REQUEST_TIMEOUT) -> Any:
     session._retry = Retry(total=0, connect=0, read=0, status=0, other=0, redirect=False,
                            status_forcelist=(), raise_on_status=False)
     session._rebuild_adapter()
-    bound_session(session._session)  # and each request cut to the publish's time left (tasks/deadline.py)
+    # each request whole within its deadline, and cut to the publish's time left (tasks/deadline.py)
+    guard_session(session._session, deadlines or default_deadlines(), what)
     return gis
 
 

@@ -18,6 +18,7 @@ from tasks.agol.client import AgolTarget, delete_ids, list_ids, open_target, ups
 from tasks.credentials import agol_credentials
 from tasks.domain.agol import dropped_fields, to_agol_feature
 from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.deadlines import request_deadlines
 from tasks.domain.errors import AgolEditFailed, ConfigError, UnpublishableRecords
 from tasks.domain.results import PublishResult
 from tasks.publishing import PublishContext, publish
@@ -35,12 +36,13 @@ class AgolLayer:
         self.service_id: str = cfg.service_id
         self.match = cfg.upsert_matching_field
         self.batch_size = settings.agol_chunk_size
+        self.deadlines = request_deadlines(settings)
         self.refused: list[tuple[str, AgolEditFailed]] = []  # records a value of which the layer cannot take
 
     def open(self, ctx: PublishContext) -> None:
         self.ctx = ctx
         self.target: AgolTarget = open_target(agol_credentials(self.env), self.service_id, self.cfg.layer_id,
-                                              self.cfg.agol_kind, match_field=self.match)
+                                              self.cfg.agol_kind, match_field=self.match, deadlines=self.deadlines)
         self.name = f"ArcGIS {self.target.name}"
         attributes = {k: v for k, v in ctx.names.items() if k not in self.cfg.location_fields}  # those are geometry
         dropped = dropped_fields(attributes, self.target.info.fields, self.match)

@@ -191,6 +191,11 @@ class Settings(BaseModel):
     agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
     store_workers: int = Field(default=16, ge=1, le=128)
     lock_ttl_seconds: int = Field(default=60, ge=1)  # heartbeats every ttl/4; writes stop ttl/2 after the last; dead after ttl unchanged
+    request_deadline_seconds: float = Field(
+        default=20, gt=0, le=600,
+        description="Whole-request deadline (connect, send and the full reply) of every request to Knack, "
+                    "S3, Socrata and ArcGIS, even when a server trickles bytes; writes are further capped at "
+                    "0.4 × lock_ttl_seconds (tasks/domain/deadlines.py)")
     knack_rows_per_page: int = Field(default=1000, ge=1, le=1000)
     knack_cursor_lag_seconds: int = Field(default=120, ge=0, le=86400)
     delete_guard_share: float = Field(default=0.05, ge=0, le=1)

@@ -25,11 +25,13 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState
 
 from blocks.knack import KnackCredentials
+from tasks.domain.deadlines import RequestDeadlines, default_deadlines
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
 from tasks.domain.listing import Listing, PageReport
 from tasks.knack.ratelimit import RateLimiter
 from tasks.retry import TransientReply, failure_of, full_jitter, hinted, is_transient_status, retrying
+from tasks.wire import RequestDeadlineExceeded, guard_session
 
 MAX_ROWS_PER_PAGE = 1000
 # Pages in flight when ``workers`` is not fixed: enough for limit × page latency (10/s × 2 s pages
@@ -77,7 +79,7 @@ class KnackClient:
     def __init__(self, creds: KnackCredentials, app_name: str, *, limiter: RateLimiter, timeout: float = 30,
                  max_attempts: int = 8, workers: int | None = None, quota_floor: int = 0, backoff_initial: float = 0.5,
                  backoff_max: float = 30.0, min_rate_limit_wait: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, deadlines: RequestDeadlines | None = None) -> None:
         self._creds = creds
         self.app_name = app_name
         self.limiter = limiter
@@ -96,6 +98,8 @@ class KnackClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.workers or MAX_IN_FLIGHT)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # each request whole within its deadline (request_deadline_seconds), however slowly Knack answers
+        guard_session(self.session, deadlines or default_deadlines(), f"Knack app {app_name}")
 
     def __repr__(self) -> str:
         return f"KnackClient(app={self.app_name!r}, api_url={self.api_url!r})"
@@ -287,7 +291,8 @@ class KnackClient:
             raise KnackError(f"Knack kept failing after {tries} attempts: {exc}", app=self.app_name,
                              container=container, url=route, status=exc.status) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise KnackError(f"Knack unreachable after {self.max_attempts} attempts: {type(exc).__name__}",
+            why = str(exc) if isinstance(exc, RequestDeadlineExceeded) else type(exc).__name__
+            raise KnackError(f"Knack unreachable after {self.max_attempts} attempts: {why}",
                              app=self.app_name, container=container, url=route) from None
 
     def _attempt(self, route: str, params: dict[str, Any], container: str | None, auth: bool,

@@ -26,6 +26,9 @@ from tasks.store.records import RecordStore, WriteStats
 # 12:00:45 reads 12:00). Anything edited after the fetch began is stamped after the cursor, so fetched again.
 SAFETY_LAG = timedelta(minutes=2)
 PAGES_IN_MEMORY = 4  # pages read ahead of the store and kept in memory; more wait in a temporary file
+# how long a consumer that stops early waits for the fetch thread to wind down: the fetch writes nothing,
+# so a run past its time limit never waits for a page still arriving (each Knack request has a deadline too)
+FETCH_WIND_DOWN_SECONDS = 1.0
 
 
 def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_MEMORY,
@@ -35,8 +38,9 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
     Knack is the rate-limited, quota-limited side: its pages are fetched at the pace the limit allows
     even while the store is still writing earlier ones. The first ``in_memory`` waiting pages stay in
     memory; later ones are pickled to an unlinked temporary file, so memory stays flat in N. An error
-    of the fetch is raised here, in order; when the consumer stops, the fetch is closed. ``fetched``
-    is set once the last page has arrived.
+    of the fetch is raised here, in order; when the consumer stops, the fetch is closed (waited for at
+    most ``FETCH_WIND_DOWN_SECONDS``; it spools nothing more). ``fetched`` is set once the last page has
+    arrived.
     """
     ready: deque[tuple[list[dict[str, Any]] | None, int, int]] = deque()  # (page, or its offset and size)
     cond = threading.Condition()
@@ -56,7 +60,10 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
                     item: tuple[list[dict[str, Any]] | None, int, int] = (page, 0, 0)
                 else:
                     blob = pickle.dumps(page, protocol=pickle.HIGHEST_PROTOCOL)
-                    os.pwrite(spool, blob, end)
+                    with cond:  # never after the consumer has gone (and closed the spool)
+                        if stop.is_set():
+                            break
+                        os.pwrite(spool, blob, end)
                     item, end = (None, end, len(blob)), end + len(blob)
                 with cond:
                     ready.append(item)
@@ -90,8 +97,9 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
             if state["error"] is not None:
                 raise state["error"]
         finally:
-            stop.set()
-            thread.join()
+            with cond:
+                stop.set()
+            thread.join(FETCH_WIND_DOWN_SECONDS)
 
 
 def _field_keys(record: Mapping[str, Any]) -> set[str]:

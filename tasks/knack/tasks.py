@@ -19,6 +19,7 @@ from prefect.logging import get_run_logger
 from tasks.clock import utc_now
 from tasks.credentials import knack_credentials
 from tasks.domain.config import AppConfig, ContainerConfig, Settings, delete_guard
+from tasks.domain.deadlines import request_deadlines
 from tasks.domain.formatting import container_schema, renamed_fields
 from tasks.domain.knack import unreadable_modified
 from tasks.domain.plan import check_container
@@ -35,11 +36,12 @@ from tasks.store.records import WriteStats
 PROGRESS_EVERY_S = 10.0
 
 
-def knack_client(app: AppConfig, env: str) -> KnackClient:
+def knack_client(app: AppConfig, env: str, settings: Settings | None = None) -> KnackClient:
     """A client for one app, its requests shared with every other run of the app through the limiter."""
     return KnackClient(knack_credentials(app.name, env), app.name,
                        limiter=make_rate_limiter(app.name, app.rate_limit_per_second, app.rate_limit_batch),
-                       quota_floor=app.quota_floor)
+                       quota_floor=app.quota_floor,
+                       deadlines=request_deadlines(settings) if settings is not None else None)
 
 
 class Progress:
@@ -83,7 +85,7 @@ def fetch_metadata(app: AppConfig, env: str, settings: Settings, refresh: bool =
                      hit[1].total_seconds() // 60)
             return hit[0]
     started = utc_now()
-    metadata = knack_client(app, env).get_metadata()
+    metadata = knack_client(app, env, settings).get_metadata()
     _FETCHED[(app.name, env)] = metadata_cache.fetched(app_id, started, metadata)
     log.info("fetched metadata of app %s (%s)", app.name, metadata.get("application", {}).get("name"))
     return metadata
@@ -112,7 +114,7 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
                      allow_mass_delete: bool = False) -> OffloadResult:
     """Fetch the container's records modified since the Knack cursor and store what changed."""
     log = get_run_logger()
-    client = knack_client(app, env)
+    client = knack_client(app, env, settings)
     tz = container_schema(metadata, cfg.key).timezone
     started = utc_now()
     progress = Progress(f"{app.name}/{cfg.key}", client, log)

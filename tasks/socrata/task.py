@@ -16,13 +16,14 @@ from prefect.logging import get_run_logger
 
 from tasks.clock import utc_now
 from tasks.credentials import socrata_credentials
-from tasks.deadline import bound_session
 from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.deadlines import request_deadlines
 from tasks.domain.errors import ConfigError, UnpublishableRecords
 from tasks.domain.results import PublishResult
 from tasks.domain.socrata import SocrataSchema, dropped_columns, to_socrata_row
 from tasks.publishing import PublishContext, publish
 from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, upsert_rows
+from tasks.wire import guard_session
 
 
 class SocrataDataset:
@@ -40,11 +41,13 @@ class SocrataDataset:
         self.resource_id: str = cfg.socrata_resource_id
         self.batch_size = settings.socrata_chunk_size
         self.name = f"Socrata {self.resource_id}"
+        self.deadlines = request_deadlines(settings)
 
     def open(self, ctx: PublishContext) -> None:
         self.ctx = ctx
         self.client = socrata_credentials(self.env).get_client()
-        bound_session(self.client.session)  # every request cut to the publish's time left
+        # every request whole within its deadline, and cut to the publish's time left
+        guard_session(self.client.session, self.deadlines, f"Socrata dataset {self.resource_id}")
         self.schema: SocrataSchema = fetch_schema(self.client, self.resource_id)
         self.schema.check_publishable()
         dropped = dropped_columns(ctx.names, self.schema, self.cfg.append_timestamp_column)

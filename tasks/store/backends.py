@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from tasks import fence
 from tasks.domain.errors import StoreError
 from tasks.domain.layout import body_etag
+from tasks.wire import last_deadline_passed
 
 JSON = "application/json"
 
@@ -64,6 +65,8 @@ class S3Storage:
     def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
         code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", type(exc).__name__)
         hint = " (does the bucket exist?)" if code == "NoSuchBucket" else ""
+        if (seconds := last_deadline_passed()) is not None:
+            hint += f" (no whole reply within the request deadline of {seconds:.3g} s)"
         return StoreError(f"{action} {self.description}/{key} failed: {code}{hint}")
 
     def check(self) -> None:

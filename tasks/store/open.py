@@ -12,10 +12,12 @@ from typing import Any
 
 from tasks.credentials import StoreChoice, choose_store
 from tasks.domain.config import Settings
+from tasks.domain.deadlines import request_deadlines
 from tasks.store.backends import LocalStorage, S3Storage, Storage
 from tasks.store.records import RecordStore
+from tasks.wire import guard_s3_client
 
-_CLIENTS: dict[tuple[str, str, str | None, int], Any] = {}
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -49,11 +51,14 @@ def shared_s3_client(env: str, settings: Settings) -> tuple[Any, Any, str] | Non
     location = store_choice(env, settings).location
     if location is None:
         return None
-    key = (location.source, location.bucket, location.endpoint_url, settings.store_workers)
+    deadlines = request_deadlines(settings)
+    key = (location.source, location.bucket, location.endpoint_url, settings.store_workers, deadlines)
     with _LOCK:
         if key not in _CLIENTS:
             # connections for two stores' worker pools at once: the destinations publish concurrently
-            _CLIENTS[key] = location.connect(max_pool_connections=2 * settings.store_workers + 4)
+            client, session = location.connect(max_pool_connections=2 * settings.store_workers + 4)
+            # every attempt whole within its deadline, writes well inside half a lock's life (tasks/wire.py)
+            _CLIENTS[key] = guard_s3_client(client, deadlines), session
         client, session = _CLIENTS[key]
         return client, session, location.bucket
 

@@ -7,6 +7,9 @@ unchanged, unless a knob says otherwise:
   S3's XML error body, without reaching moto;
 - ``down``: every request is answered by closing the connection (the endpoint is unreachable);
   ``down_after_puts=N`` takes it down once N PUTs have passed;
+- ``trickle_ms``: replies to ``trickle_method`` requests (any when None) are sent whole, status line and
+  headers included, one byte every ``trickle_ms`` ms, for the next ``trickle_count`` of them (None: all);
+  a PUT's reply has no body, so only this makes its reply slow;
 - ``hold(pattern)``: the first request whose ``METHOD key`` contains ``pattern`` is held, not
   forwarded, until ``release()``; ``held`` is set when it arrives. A test kills the process that
   sent it meanwhile, which lands the kill exactly before that write.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,11 +48,13 @@ class S3FaultProxy:
 
     # --- knobs -------------------------------------------------------------------------------------
     def set_faults(self, fail_put_rate: float = 0.0, fail_status: int = 503, down: bool = False,
-                   down_after_puts: int | None = None, seed: int | None = None) -> None:
+                   down_after_puts: int | None = None, seed: int | None = None, trickle_ms: float = 0.0,
+                   trickle_method: str | None = None, trickle_count: int | None = None) -> None:
         """Replace every fault knob (omitted ones mean "no fault")."""
         with self.lock:
             self.fail_put_rate, self.fail_status = fail_put_rate, fail_status
             self.down, self.down_after_puts = down, down_after_puts
+            self.trickle_ms, self.trickle_method, self.trickle_count = trickle_ms, trickle_method, trickle_count
             self._rng = random.Random(seed)
             self._puts_passed = 0
 
@@ -119,6 +125,16 @@ class S3FaultProxy:
             self.counts[method] += 1
             return "forward"
 
+    def trickle_for(self, method: str) -> float:
+        """Seconds between the bytes of this reply (0: sent at once)."""
+        with self.lock:
+            if self.trickle_ms <= 0 or self.trickle_method not in (None, method) or self.trickle_count == 0:
+                return 0.0
+            if self.trickle_count is not None:
+                self.trickle_count -= 1
+            self.counts["trickled"] += 1
+            return self.trickle_ms / 1000
+
     def wait_held(self) -> bool:
         """Block the holding thread until ``release()``; True when the request is to be forwarded."""
         self.held.set()
@@ -182,16 +198,23 @@ class _Handler(BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=body or None, headers=headers)
             reply = conn.getresponse()
             data = reply.read()
-            self.send_response(reply.status, reply.reason)
-            for name, value in reply.getheaders():
-                if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
-                    self.send_header(name, value)
-            length = reply.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
-            self.send_header("Content-Length", length or "0")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
         finally:
             conn.close()
+        pause = self.owner.trickle_for(self.command)
+        lines = [f"HTTP/1.1 {reply.status} {reply.reason}"]
+        lines += [f"{name}: {value}" for name, value in reply.getheaders()
+                  if name.lower() not in ("transfer-encoding", "connection", "content-length")]
+        length = reply.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+        lines.append(f"Content-Length: {length or '0'}")
+        whole = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if self.command == "HEAD" else data)
+        if not pause:
+            self.wfile.write(whole)
+            return
+        try:
+            for i in range(len(whole)):
+                time.sleep(pause)
+                self.wfile.write(whole[i:i + 1])
+        except OSError:
+            self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
