@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from bench.services import start_prefect_server
 from emulators.knack import KnackEmulator, generate_app
 from emulators.provision import agol_definition, socrata_schema
 from tasks.domain.config import load_config
@@ -41,6 +44,19 @@ STATE = "dev/demo/_state/object_1"
 READS = {"dev/demo/metadata.json": 1, "dev/demo/_state/metadata-fetched.json": 1, f"{STATE}/cursor-knack.json": 1,
          f"{STATE}/manifest.json": 1 + len(DESTINATIONS)} \
     | {f"{STATE}/cursor-{d}.json": 2 for d in DESTINATIONS} | {f"{STATE}/sent-{d}.json": 1 for d in DESTINATIONS}
+
+
+@pytest.fixture
+def prefect_api(tmp_path: Path) -> Iterator[str]:
+    """A Prefect API server of this test's own (no block saved by another test stands in for the
+    environment's credentials), as every deployment has one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect-server"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    with ExitStack() as stack:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        yield start_prefect_server(stack, tmp_path, env, port)
 
 
 @pytest.fixture
@@ -66,10 +82,7 @@ def imported(stderr: str) -> set[str]:
 
 
 def test_a_run_with_nothing_new_imports_and_reads_only_what_it_uses(
-        tmp_path: Path, counting_s3: str, socrata_emulator: Any, arcgis_emulator: Any,
-        prefect_harness: None) -> None:
-    from prefect.settings import PREFECT_API_URL
-
+        tmp_path: Path, counting_s3: str, socrata_emulator: Any, arcgis_emulator: Any, prefect_api: str) -> None:
     bucket = f"cheap-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=counting_s3, region_name="us-east-1", aws_access_key_id="testing",
                  aws_secret_access_key="testing").create_bucket(Bucket=bucket)
@@ -88,7 +101,7 @@ def test_a_run_with_nothing_new_imports_and_reads_only_what_it_uses(
 
     with KnackEmulator(app) as knack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "KNACK_"))}
-        env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": prefect_api,
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "KNACK_SERVICES_CONFIG": str(config_path),
                     "KNACK_APP_ID": knack.app_id, "KNACK_API_KEY": knack.api_key, "KNACK_API_URL": knack.api_url,
                     "SOCRATA_DOMAIN": socrata_emulator.url, "SOCRATA_USERNAME": SOCRATA_USERNAME,
