@@ -118,6 +118,8 @@ def checks(result: dict[str, Any], changed: int, deleted: int = 0) -> dict[str, 
         if store is not None:
             out["store_writes>=0.9_reference"] = {"value": store, "ok": store >= 0.9}
     for name, phase in phases.items():
+        if name == "unchanged":  # from the command line: its own checks below
+            continue
         k = phase["knack"]
         lookups = phase.get("delete_lookups", 0)
         expected = k["pages_with_records"] + (1 if phase["metadata_cache"] == "cold" else 0) + lookups
@@ -138,6 +140,17 @@ def checks(result: dict[str, Any], changed: int, deleted: int = 0) -> dict[str, 
         got = [inc["s3"]["record_puts"], inc["socrata"]["rows_sent"], inc["arcgis"]["features_sent"]]
         out["incremental:K_puts_rows_features"] = {"value": got, "expected": changed,
                                                    "ok": got == [changed] * 3}
+    quiet = phases.get("unchanged")
+    if quiet:
+        runs = quiet["runs"]
+        out["unchanged:median_wall_seconds<=4"] = {"value": quiet["wall_seconds"]["median"],
+                                                   "ok": quiet["wall_seconds"]["median"] <= 4}
+        sent = [[r["knack_requests"], r["socrata_rows_sent"], r["arcgis_features_sent"]] for r in runs]
+        out["unchanged:one_knack_request_nothing_sent"] = {"value": sent, "ok": all(v == [1, 0, 0] for v in sent)}
+        twice = sorted({key for r in runs for key, n in r["store_reads_by_key"].items()
+                        if n > 1 and not key.endswith(("/manifest.json", "/cursor-socrata.json",
+                                                       "/cursor-agol.json", "/cursor-table.json"))})
+        out["unchanged:each_state_object_read_once"] = {"value": twice, "ok": not twice}
     rec = phases.get("reconcile")
     if rec and not result["params"].get("store_only"):  # only what the destinations lack: edits not yet sent
         edits = 0 if inc else changed

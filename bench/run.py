@@ -9,6 +9,11 @@ S3 endpoint; then runs ``sync`` of ``demo/object_1`` three times, each in a fres
 3. ``reconcile``: ``--full`` (sees the D deletes; sends the destinations only what they lack: with
    ``--phases full,reconcile`` the K edits and D deletes are made before it).
 
+``unchanged`` (e.g. ``--phases full,unchanged --prefect-server``): the hourly run that finds nothing new,
+as a deployment runs it: ``python flows/sync.py -a demo -c object_1 -e dev`` from the command line,
+``--repeat`` times; per run its wall and CPU seconds (the process's user + system time), its Knack and
+store requests, and what it sent (nothing).
+
 Prints one JSON object (also written to ``--json``): per phase wall seconds, records/s, Knack
 requests and pages/s (emulator counters), T*/T, S3 PUTs/GETs (server side), Socrata rows and ArcGIS
 features sent (emulator logs), peak RSS of the sync process; plus the reference and the checks.
@@ -20,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,7 +56,7 @@ from bench.services import (  # noqa: E402
 APP, CONTAINER, VIEW, ENV, BUCKET, ROWS = "demo", "object_1", "view_1", "dev", "bench-store", 1000
 
 
-PHASES = ("full", "incremental", "reconcile", "reconcile-unchanged", "reconcile-edited")
+PHASES = ("full", "incremental", "reconcile", "reconcile-unchanged", "reconcile-edited", "unchanged")
 FULL = {"full", "reconcile", "reconcile-unchanged", "reconcile-edited"}  # run with --full (full is the first run)
 EDITED = {"incremental", "reconcile-edited"}  # K edits and D deletes in Knack before the phase
 
@@ -86,6 +92,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reconcile-records", type=int, default=0,
                    help="with --paths: also a container of this many records published to both destinations: "
                    "full, reconcile after no change, reconcile after K edits and D deletes")
+    p.add_argument("--repeat", type=int, default=3, help="runs of the unchanged phase (each timed on its own)")
+    p.add_argument("--code", help="unchanged phase: run flows/sync.py of this checkout instead (a before/after "
+                   "comparison; same venv)")
+    p.add_argument("--no-bytecode", action="store_true",
+                   help="unchanged phase: ignore the venv's compiled bytecode (as an install without it runs)")
     p.add_argument("--profile", metavar="DIR", help="py-spy (--gil) the full phase; write collapsed stacks here")
     p.add_argument("--workdir", help="keep logs and state here (default: a temporary directory)")
     p.add_argument("--json", dest="json_out", help="also write the result here")
@@ -237,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in phases:
             if name in EDITED or (name == "reconcile" and "incremental" not in phases):
                 edit(urls["knack"], args, ids)  # a reconcile alone after the full sync sees the edits itself
+            if name == "unchanged":
+                result["phases"][name] = unchanged(args, work, env, config, urls, ca, cfg.socrata_resource_id,
+                                                   cfg.service_id)
+                continue
             load = os.getloadavg()[0]
             result["phases"][name] = phase = measure(name, args, work, env, config, urls, name in FULL, ca,
                                                      cfg.socrata_resource_id, cache)
@@ -253,6 +268,55 @@ def main(argv: list[str] | None = None) -> int:
     result["knack_ceiling"] = metrics.ceiling(args.rate_limit, ROWS, args.records)
     result["checks"] = metrics.checks(result, args.changed, args.deleted)
     return _finish(result, args, work)
+
+
+def sync_command(config: Path) -> list[str]:
+    """The hourly run of one container, as a deployment's command line runs it."""
+    return [PY, "flows/sync.py", "-a", APP, "-c", CONTAINER, "-e", ENV, "--config", str(config)]
+
+
+def unchanged(args: argparse.Namespace, work: Path, env: dict[str, str], config: Path, urls: dict[str, str],
+              ca: str, resource_id: str, service_id: str | None) -> dict[str, Any]:
+    """``--repeat`` runs that find nothing new, each timed from the command line: wall seconds, CPU seconds
+    of the process (user + system), Knack and store requests, rows and features sent."""
+    runs = []
+    root = Path(args.code).resolve() if args.code else ROOT
+    if args.code:
+        env = env | {"PYTHONPATH": str(root)}  # its own packages before the venv's editable install
+    if args.no_bytecode:  # look for bytecode in an empty folder (and write none): every module compiled anew
+        (work / "no-bytecode").mkdir(exist_ok=True)
+        env = env | {"PYTHONPYCACHEPREFIX": str(work / "no-bytecode"), "PYTHONDONTWRITEBYTECODE": "1"}
+    for i in range(args.repeat):
+        post(f"{urls['knack']}/_admin/counters/reset")
+        post(f"{urls['s3']}/_bench/reset")
+        post(f"{urls['socrata']}/_admin/reset-log")
+        delete(f"{urls['arcgis']}/_admin/requests", verify=ca)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        with (work / f"unchanged-{i}.log").open("w") as log:
+            code = subprocess.run(sync_command(config), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL).returncode
+        wall = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if code:
+            raise RuntimeError(f"phase unchanged failed (exit {code}; see {work / f'unchanged-{i}.log'})")
+        s3 = get(f"{urls['s3']}/_bench/counts")
+        runs.append({
+            "wall_seconds": round(wall, 3),
+            "cpu_seconds": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 3),
+            "knack_requests": get(f"{urls['knack']}/_admin/counters").get("requests", 0),
+            "store_requests": sum(s3["counts"].values()), "store_requests_by_kind": s3["counts"],
+            "store_reads_by_key": {k.removeprefix("get "): n for k, n in s3["keys"].items() if k.startswith("get ")},
+            "socrata_rows_sent": socrata_counts(urls["socrata"], resource_id)["rows_sent"],
+            "arcgis_features_sent": arcgis_counts(urls["arcgis"], ca)["features_sent"],
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        })
+    walls = sorted(r["wall_seconds"] for r in runs)
+    cpus = sorted(r["cpu_seconds"] for r in runs)
+    return {"command": " ".join(["python"] + sync_command(config)[1:]), "code": str(root),
+            "bytecode": not args.no_bytecode, "runs": runs,
+            "wall_seconds": {"min": walls[0], "median": walls[len(walls) // 2], "max": walls[-1]},
+            "cpu_seconds": {"min": cpus[0], "median": cpus[len(cpus) // 2], "max": cpus[-1]}}
 
 
 def _finish(result: dict[str, Any], args: argparse.Namespace, work: Path) -> int:

@@ -2,8 +2,8 @@
 
 ``python bench/s3_server.py --port P`` serves moto's own WSGI app (what ``moto_server`` runs) on
 loopback and counts every request on the server side, so the client under test needs no hooks and
-no proxy sits in between. ``GET /_bench/counts`` returns the counters, ``POST /_bench/reset``
-zeroes them. Prints one JSON ready line, then serves until SIGTERM.
+no proxy sits in between. ``GET /_bench/counts`` returns the counters (with ``keys``: each state and
+metadata object's requests, ``"get <key>"``), ``POST /_bench/reset`` zeroes them. Prints one JSON ready line, then serves until SIGTERM.
 """
 
 from __future__ import annotations
@@ -59,13 +59,15 @@ class Counting:
         with self.lock:
             self.counts: Counter[str] = Counter()
             self.bytes: Counter[str] = Counter()  # request bodies received, per (operation, key class)
+            self.keys: Counter[str] = Counter()  # "<operation> <key>" of state and metadata objects
             self.first: dict[str, float] = {}
             self.last: dict[str, float] = {}
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             spans = {k: round(self.last[k] - self.first[k], 4) for k in self.first}
-            return {"counts": dict(self.counts), "span_seconds": spans, "bytes": dict(self.bytes)}
+            return {"counts": dict(self.counts), "span_seconds": spans, "bytes": dict(self.bytes),
+                    "keys": dict(self.keys)}
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -82,6 +84,8 @@ class Counting:
         name = f"{op}:{cls}" if cls != "-" else op
         with self.lock:
             self.counts[name] += 1
+            if cls in ("state", "metadata"):
+                self.keys[f"{op} {path.lstrip('/').partition('/')[2]}"] += 1
             self.bytes[name] += int(environ.get("CONTENT_LENGTH") or 0)
             self.first.setdefault(name, started)
             self.last[name] = ended

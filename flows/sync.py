@@ -33,6 +33,7 @@ from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
 from tasks.report import publish_report
+from tasks.store.metadata_reads import remembering_metadata
 from tasks.store.open import log_store_choice
 from tasks.store.shared_reads import sharing_reads
 
@@ -82,23 +83,24 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     targets = pick_destinations(cfg, destinations)
 
-    # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
-    stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full,
-                     allow_mass_delete)
+    with remembering_metadata(env, app):  # the app's metadata read once by the run's steps
+        # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
+        stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full,
+                         allow_mass_delete)
 
-    # store → destinations: concurrent subflows, so one destination's outage never holds back the other
-    runs = {}  # the destinations read each stored record once between them
-    with sharing_reads(env, app, container, targets), \
-            ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
-        for name in targets:
-            publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
-            if full and not publish_full:
-                log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
-            # each thread runs in a copy of this context, so the subflow knows its parent flow run
-            runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
-                                     container=container, env=env, full=publish_full, config_path=config_path,
-                                     allow_mass_delete=allow_mass_delete, republish=republish, return_state=True)
-    states = {name: run.result() for name, run in runs.items()}
+        # store → destinations: concurrent subflows, so one destination's outage never holds back the other
+        runs = {}  # the destinations read each stored record once between them
+        with sharing_reads(env, app, container, targets), \
+                ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
+            for name in targets:
+                publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
+                if full and not publish_full:
+                    log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
+                # each thread runs in a copy of this context, so the subflow knows its parent flow run
+                runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
+                                         container=container, env=env, full=publish_full, config_path=config_path,
+                                         allow_mass_delete=allow_mass_delete, republish=republish, return_state=True)
+        states = {name: run.result() for name, run in runs.items()}
     published: dict[str, PublishResult | PublishFailure] = {
         name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))
         for name, state in states.items()}

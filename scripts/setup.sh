@@ -32,5 +32,7 @@ extras=()
 for extra in "$@"; do extras+=(--extra "$extra"); done
 # --frozen: install exactly the lock, never re-resolve; --inexact: keep uv and extras installed earlier
 # UV_SYSTEM_CERTS: trust the machine's certificate store, as pip does (a TLS-inspecting proxy's CA lives there)
+# --compile-bytecode: every module compiled once here; with PYTHONDONTWRITEBYTECODE=1 (or a read-only venv)
+# Python would otherwise compile the sources again in every process (`import flows.sync` 4-5 s instead of ~2 s)
 UV_PROJECT_ENVIRONMENT="$PWD/.venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}" \
-  .venv/bin/uv sync --frozen --inexact --quiet --python .venv/bin/python "${extras[@]}"
+  .venv/bin/uv sync --frozen --inexact --quiet --compile-bytecode --python .venv/bin/python "${extras[@]}"

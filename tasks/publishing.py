@@ -228,6 +228,12 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
     with publishing(app, cfg, env, settings, destination.role, full=full, since=since,
                     republish=republish) as ctx:
         plan = ctx.plan
+        if not (plan.full or plan.changed or plan.deleted):  # nothing to send: the destination stays closed
+            result = PublishResult(mode="incremental", read=0, upserted=0, deleted=0, generation=plan.target,
+                                   seconds=round(time.monotonic() - clock, 3))
+            advance_cursor(ctx, cfg.key, plan, {"upserted": 0, "deleted": 0})
+            log.info("%s/%s → %s: nothing to send", app, cfg.key, destination.role)
+            return result
         destination.open(ctx)
         held = None
         if plan.full:  # a reconcile also restores what was lost downstream; the same listing finds strays

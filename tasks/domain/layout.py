@@ -23,6 +23,7 @@ from tasks.domain.errors import RecordError
 from tasks.domain.knack import is_knack_id
 
 STATE_DIR = "_state"
+TABLES_DIR = "_tables"
 
 
 def record_key(env: str, app: str, container: str, record_id: object) -> str:
@@ -46,6 +47,12 @@ def record_id_from_key(key: str) -> str | None:
 
 def metadata_key(env: str, app: str) -> str:
     return f"{env}/{app}/metadata.json"
+
+
+def table_key(env: str, app: str, container: str) -> str:
+    """A container's analytics table, ``<env>/<app>/_tables/<container>``: a sibling of ``_state``, never
+    under a container's prefix."""
+    return f"{env}/{app}/{TABLES_DIR}/{container}"
 
 
 def state_key(env: str, app: str, container: str, name: str) -> str:

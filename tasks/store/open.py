@@ -14,10 +14,12 @@ from tasks.credentials import StoreChoice, choose_store
 from tasks.domain.config import Settings
 from tasks.domain.deadlines import request_deadlines
 from tasks.store.backends import LocalStorage, S3Storage, Storage
+from tasks.store.metadata_reads import remembered
 from tasks.store.records import RecordStore
 from tasks.wire import guard_s3_client
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CHECKED: set[str] = set()  # buckets this process found reachable (checked once, not once per step)
 _LOCK = threading.Lock()
 
 
@@ -64,13 +66,20 @@ def shared_s3_client(env: str, settings: Settings) -> tuple[Any, Any, str] | Non
 
 
 def open_storage(env: str, settings: Settings) -> Storage:
-    """The storage backend for ``env`` (checked: a missing bucket or dead endpoint fails here)."""
+    """The storage backend for ``env`` (checked: a missing bucket or dead endpoint fails here, on the
+    process's first open of that bucket)."""
     s3 = shared_s3_client(env, settings)
     storage: Storage = LocalStorage(settings.local_store) if s3 is None else S3Storage(s3[0], s3[2])
-    storage.check()
+    if storage.description not in _CHECKED:
+        storage.check()
+        if s3 is not None:
+            with _LOCK:
+                _CHECKED.add(storage.description)
     return storage
 
 
 def open_store(env: str, app: str, settings: Settings) -> RecordStore:
-    """One app's store in one environment, with a worker pool sized like the connection pool."""
-    return RecordStore(open_storage(env, settings), env, app, workers=settings.store_workers)
+    """One app's store in one environment, with a worker pool sized like the connection pool (a run that
+    holds ``remembering_metadata`` reads the app's metadata once across its stores)."""
+    return RecordStore(remembered(open_storage(env, settings), env, app), env, app,
+                       workers=settings.store_workers)

@@ -21,16 +21,10 @@ from deltalake.exceptions import TableNotFoundError
 
 from tasks.domain.config import Settings
 from tasks.domain.errors import StoreError
+from tasks.domain.layout import table_key
 from tasks.domain.table import ID_COLUMN
 from tasks.domain.text import where_in
 from tasks.store.open import shared_s3_client
-
-TABLES_DIR = "_tables"
-
-
-def table_key(env: str, app: str, container: str) -> str:
-    """``<env>/<app>/_tables/<container>``: a sibling of ``_state``, never under a container's prefix."""
-    return f"{env}/{app}/{TABLES_DIR}/{container}"
 
 
 @dataclass(frozen=True)

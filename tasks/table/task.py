@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
@@ -22,11 +21,14 @@ from tasks import fence
 from tasks.clock import utc_now
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.errors import ConfigError, StoreError, UnpublishableRecords
+from tasks.domain.layout import table_key
 from tasks.domain.results import PublishResult
-from tasks.domain.table import schema_drift, table_schema, to_table_row
 from tasks.publishing import PublishContext, publish
-from tasks.table import client as delta
-from tasks.table.client import TableLocation
+
+if TYPE_CHECKING:  # pyarrow and deltalake are imported by the run that writes (``open``), not before
+    import pyarrow as pa
+
+    from tasks.table.client import TableLocation
 
 
 class AnalyticsTable:
@@ -45,11 +47,15 @@ class AnalyticsTable:
             raise ConfigError(f"{app}/{cfg.key} has no analytics table (set table: true on it, or tables: true)")
         self.app, self.cfg, self.env, self.settings = app, cfg, env, settings
         self.batch_size = settings.table_batch_rows
-        self.name = f"table {delta.table_key(env, app, cfg.key)}"
+        self.name = f"table {table_key(env, app, cfg.key)}"
         self.where: TableLocation | None = None
         self.table: Any = None
 
     def open(self, ctx: PublishContext) -> None:
+        from tasks.domain.table import schema_drift, table_schema
+        from tasks.table import client as delta
+
+        self.delta = delta
         self.ctx = ctx
         self.schema: pa.Schema = table_schema(ctx.schema, ctx.names)
         self.where = delta.table_location(self.env, self.app, self.cfg.key, self.settings)
@@ -67,10 +73,14 @@ class AnalyticsTable:
         self.unwritable: list[tuple[str, str]] = []
 
     def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        from tasks.domain.table import to_table_row
+
         return to_table_row(record_id, values, self.ctx.names, self.schema,
                             modified_field=self.cfg.modified_date_field_id, synced_at=self.synced_at)
 
     def _batches(self, payloads: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
         while rows := list(islice(payloads, self.batch_size)):
             fence.check()  # a merge streaming past the lease aborts before it commits
             yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
@@ -84,26 +94,26 @@ class AnalyticsTable:
                                  f"({'; '.join(self.drift)}) and this run does not read every record "
                                  f"(a backfill with a date): run a full refresh")
             with fence.write():
-                counts = delta.rewrite(self.where, delta.stream(self.schema, batches))
+                counts = self.delta.rewrite(self.where, self.delta.stream(self.schema, batches))
         else:
             first = next(batches, None)
             if first is None:  # nothing changed: no commit
                 return {"upserted": 0, "inserted": 0, "updated": 0, "copied": 0}
             rest = (b for part in ([first], batches) for b in part)
             with fence.write():
-                counts = delta.merge_rows(self.where, self.table, delta.stream(self.schema, rest))
-        self.table = delta.open_table(self.where)
+                counts = self.delta.merge_rows(self.where, self.table, self.delta.stream(self.schema, rest))
+        self.table = self.delta.open_table(self.where)
         return {"upserted": counts["inserted"] + counts["updated"], "inserted": counts["inserted"],
                 "updated": counts["updated"], "copied": counts["copied"]}
 
     def ids(self) -> set[str]:
-        return delta.table_ids(self.table)
+        return self.delta.table_ids(self.table)
 
     def delete(self, ids: list[str]) -> dict[str, int]:
         deleted = 0
         if ids and self.table is not None:
             with fence.write():
-                deleted = delta.delete_ids(self.table, ids)
+                deleted = self.delta.delete_ids(self.table, ids)
         self._tidy()
         return {"rows_deleted": deleted}
 
@@ -115,11 +125,11 @@ class AnalyticsTable:
             return
         log = get_run_logger()
         try:
-            self.table = delta.open_table(self.where)  # type: ignore[arg-type]
-            if delta.commits_since_compaction(self.table) < every:
+            self.table = self.delta.open_table(self.where)  # type: ignore[arg-type]
+            if self.delta.commits_since_compaction(self.table) < every:
                 return
             fence.check()
-            done = delta.compact(self.table, self.settings.table_retention_hours)
+            done = self.delta.compact(self.table, self.settings.table_retention_hours)
             log.info("%s/%s → %s: compacted %d files, vacuumed %d", self.app, self.cfg.key, self.name,
                      done["files_compacted"], done["files_vacuumed"])
         except Exception as exc:  # noqa: BLE001 - maintenance never fails a publish that committed
