@@ -91,11 +91,13 @@ class PublishPlan:
     remapped: list[str] = field(default_factory=list)         # columns whose field changed since the cursor
     republish: bool = False   # every stored record goes again, whatever the destination received
     missing: list[str] = field(default_factory=list)          # stored ids the destination lacks (a reconcile)
+    drifted: list[str] = field(default_factory=list)          # stored ids whose row there is not what was sent
 
     def summary(self) -> str:
         mode = "full refresh" if self.republish else "reconcile" if self.full else "incremental"
         again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
         lost = f" ({len(self.missing)} of them missing there)" if self.missing else ""
+        lost += f" ({len(self.drifted)} of them changed there)" if self.drifted else ""
         return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
                 f"{len(self.changed)} to upsert{lost}, {len(self.deleted)} to delete{again}")
 

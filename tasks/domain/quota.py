@@ -7,7 +7,7 @@ schedules (a weekly or monthly schedule counts as if it ran that day):
 - an incremental run asks for its changed records: one request (a page of up to ``rows_per_page``
   changes; a busier hour costs one more per extra page);
 - a full run (``full: true``, the nightly reconcile) lists every record: ``ceil(records /
-  rows_per_page)`` requests, at least 1; confirming its delete candidates comes on top, at most
+  rows_per_page)`` requests, at least 1, and one more (the closing check) when that is more than 1; confirming its delete candidates comes on top, at most
   ``max(min(delete_lookups_per_run, records) + 1, pages)``: one look-up per candidate (plus one) up to
   the cap, or a second whole listing beyond it (a container never stored has no candidates);
 - the app's metadata is fetched at most once an hour (the cache in the store): one request for each
@@ -174,6 +174,11 @@ class AccountPlan:
         return named
 
 
+def listing_cost(pages: int) -> int:
+    """Requests of one whole listing: its pages, and the closing check of a listing of several pages."""
+    return pages + (1 if pages > 1 else 0)
+
+
 def confirm_cost(records: int | None, pages: int, cap: int) -> int:
     """The most one full run spends confirming delete candidates: a look-up per candidate (plus one of
     a listed record) while they are at most ``cap``, else a second whole listing (``pages``). Only
@@ -207,7 +212,7 @@ def project(config: Config, schedules: Mapping[tuple[str, str], Iterable[Schedul
                 count = records.get((app.name, key))
                 for schedule in found:
                     hours |= schedule.hours
-                pages = max(1, math.ceil((count or 0) / rows))
+                pages = listing_cost(max(1, math.ceil((count or 0) / rows)))
                 confirm = confirm_cost(count, pages, cap)
                 now = (starting or {}).get((app.name, key))
                 costs.append(ContainerCost(

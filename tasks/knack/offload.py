@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -141,8 +141,8 @@ def confirm_gone(knack: KnackSource, cfg: ContainerConfig, candidates: list[str]
     return gone, alive, len(candidates) + 1
 
 
-def confirm_by_listing(knack: KnackSource, pages: Iterable[list[dict[str, Any]]], candidates: list[str]
-                       ) -> tuple[list[str], list[dict[str, Any]], int] | None:
+def confirm_by_listing(knack: KnackSource, pages: Iterable[list[dict[str, Any]]], candidates: list[str],
+                       known: Collection[str] | None = None) -> tuple[list[str], list[dict[str, Any]], int] | None:
     """Confirm ``candidates`` with a second whole listing instead of one request each: (confirmed gone,
     found alive, pages read), or None when that listing was not whole either.
 
@@ -159,13 +159,20 @@ def confirm_by_listing(knack: KnackSource, pages: Iterable[list[dict[str, Any]]]
             if rid in wanted:
                 alive[rid] = record
     listing = knack.last_listing
-    if listing is None or listing.problems():
+    if listing is None or listing.problems(known):
         return None
-    return [rid for rid in candidates if rid not in alive], list(alive.values()), len(listing.pages) or read
+    spent = (len(listing.pages) or read) + (1 if len(listing.pages) > 1 else 0)  # the pages and the closing check
+    return [rid for rid in candidates if rid not in alive], list(alive.values()), spent
 
 
 def _lookup_refusal(knack: KnackSource, cfg: ContainerConfig, count: int, cap: int) -> str | None:
-    """Why ``count`` candidates are not looked up one by one: over the per-run cap, or the quota."""
+    """Why ``count`` candidates are not looked up one by one: a view, over the per-run cap, or the quota.
+
+    A view's record route may answer for any record of its object, in the view's filter or not
+    (knack-api.md): a 200 there does not prove a record is still in the view, so a view's candidates
+    are always confirmed by a second whole listing of the view."""
+    if cfg.scene_id is not None:
+        return "the candidates are a view's, whose record route may answer for records its filter leaves out"
     if count > cap:
         return f"{count} candidates are more than delete_lookups_per_run ({cap})"
     try:
@@ -216,10 +223,11 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
         return instant.isoformat() if instant else None
 
     objects = store.list_objects(cfg.key) if is_full else None  # what the store holds, with ETags
+    known = set(manifest.records)  # before this fetch: a record stamped during it and not here was created then
     stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress,
                                 busy=lambda: not fetched.is_set(), present=objects)
     listing = knack.last_listing if knack is not None else None
-    problems = listing.problems() if listing is not None else ["the listing was not reported"]
+    problems = listing.problems(known) if listing is not None else ["the listing was not reported"]
     where = f"{store.app}/{cfg.key}"
     if problems:
         log.warning("%s: Knack's listing was not whole (%s): it deletes nothing by itself, and the Knack "
@@ -231,8 +239,10 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
     confirmed_by: str | None = None
     if is_full and objects is not None:
         stored_ids = store.stored_ids(objects, manifest)
-        candidates = ids_to_delete(stored_ids, stats.seen_ids)
-        population = len(stored_ids | stats.seen_ids)
+        # rows a destination holds that the store never had: confirmed with Knack like the store's own
+        strays = {rid for name in destinations or [] for rid in store.read_strays(cfg.key, name)}
+        candidates = sorted(set(ids_to_delete(stored_ids, stats.seen_ids)) | (strays - stats.seen_ids))
+        population = len(stored_ids | stats.seen_ids | strays)
         held_back = guard.refusal(len(candidates), population, f"{where} in the store")
         if held_back:
             log.warning("%s", held_back)
@@ -248,7 +258,8 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
                 if not problems:  # gone means absent from two whole listings
                     log.info("%s: %s: a second whole listing confirms them instead", where, why_not)
                     try:
-                        answer = confirm_by_listing(knack, fetch_pages(None), candidates)
+                        answer = confirm_by_listing(knack, fetch_pages(None), candidates,
+                                                    known | stats.seen_ids)
                         confirmed_by = "listing"
                     except KnackQuotaError as exc:
                         why_not = str(exc)
@@ -265,6 +276,9 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
                     more = store.write_records(cfg.key, [alive], manifest, generation, modified_of)
                     stats.written += more.written
                 deleted = store.delete_records(cfg.key, gone, manifest, generation)
+                for name in destinations or []:  # asked and answered: each destination deletes what is gone
+                    if store.read_strays(cfg.key, name):
+                        store.write_strays(cfg.key, name, [])
 
     if stats.written or deleted:
         manifest.generation = generation

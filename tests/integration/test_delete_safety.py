@@ -266,7 +266,10 @@ def test_a_stray_row_goes_only_after_a_complete_listing(pipeline: Pipeline) -> N
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     run(p, since=since)  # a partial store: the stray stays
     assert stray in p.socrata_ids(KEY) and stray in p.agol_ids(KEY)
-    run(p, full=True)   # a complete, confirmed listing: the stray goes
+    run(p, full=True)   # a complete listing: the stray is a candidate, asked about by the next full offload
+    assert stray in p.socrata_ids(KEY) and stray in p.agol_ids(KEY)
+    confirmed = run(p, full=True)  # Knack confirmed it gone: the stray goes
+    assert confirmed["store"]["deleted"] == 1 and confirmed["store"]["confirmed_by"] == "lookups"
     assert socrata_deleted(p) == {stray} and agol_deleted(p) == {stray}
     assert_converged(p)
 
