@@ -32,7 +32,7 @@ from tasks.knack.ratelimit import RateLimiter
 from tasks.retry import TransientReply, failure_of, full_jitter, hinted, is_transient_status, retrying
 
 MAX_ROWS_PER_PAGE = 1000
-CLOSING_CHECK_ROWS = 100  # the most recently modified records a listing of several pages ends by reading
+CLOSING_CHECK_ROWS = 1000  # the most recently modified records a listing of several pages ends by reading
 # Pages in flight when ``workers`` is not fixed: enough for limit × page latency (10/s × 2 s pages
 # wants ~25), bounded so a slow Knack never gets a thread per page.
 MAX_IN_FLIGHT = 32
