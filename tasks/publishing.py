@@ -205,9 +205,9 @@ def _audit(destination: Destination, ctx: PublishContext, plan: PublishPlan
     changed = set(plan.changed)
     off = [rid for rid in drifted(ctx.rows, digests, ctx.manifest.records) if rid not in changed]
     if off:
-        get_run_logger().warning("%s/%s → %s: %d rows differ from what they were last sent (edited there, or "
-                                 "written by another run): sent again (%s)", ctx.store.app, plan.destination,
-                                 destination.name, len(off), ", ".join(off[:10]) + (" ..." if len(off) > 10 else ""))
+        get_run_logger().warning("%s → %s: %d rows differ from what they were last sent (edited there, or "
+                                 "written by another run): sent again (%s)", ctx.store.app, destination.name,
+                                 len(off), ", ".join(off[:10]) + (" ..." if len(off) > 10 else ""))
         plan = replace(plan, changed=sorted(changed | set(off)), drifted=off)
     return held, plan, {"held": len(held), "missing": len(plan.missing), "differed": len(off)}
 

@@ -165,13 +165,14 @@ def confirm_by_listing(knack: KnackSource, pages: Iterable[list[dict[str, Any]]]
     return [rid for rid in candidates if rid not in alive], list(alive.values()), spent
 
 
-def _lookup_refusal(knack: KnackSource, cfg: ContainerConfig, count: int, cap: int) -> str | None:
+def _lookup_refusal(knack: KnackSource, cfg: ContainerConfig, count: int, cap: int, whole: bool) -> str | None:
     """Why ``count`` candidates are not looked up one by one: a view, over the per-run cap, or the quota.
 
     A view's record route may answer for any record of its object, in the view's filter or not
-    (knack-api.md): a 200 there does not prove a record is still in the view, so a view's candidates
-    are always confirmed by a second whole listing of the view."""
-    if cfg.scene_id is not None:
+    (knack-api.md): a 200 there does not prove a record is still in the view, so after a ``whole``
+    listing a view's candidates are confirmed by a second whole listing of the view. After a listing
+    that was not whole they are looked up: a 200 keeps a record (never a wrong delete)."""
+    if cfg.scene_id is not None and whole:
         return "the candidates are a view's, whose record route may answer for records its filter leaves out"
     if count > cap:
         return f"{count} candidates are more than delete_lookups_per_run ({cap})"
@@ -249,7 +250,7 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
         elif candidates and knack is None:
             held_back = f"{where}: {len(candidates)} records missing from the listing could not be checked with Knack"
         elif candidates and knack is not None:
-            why_not = _lookup_refusal(knack, cfg, len(candidates), lookup_cap)
+            why_not = _lookup_refusal(knack, cfg, len(candidates), lookup_cap, whole=not problems)
             if why_not is None:
                 answer, confirmed_by = confirm_gone(knack, cfg, candidates, stats.seen_ids), "lookups"
                 doubt = "Knack did not find a record it had just listed either"
