@@ -14,23 +14,26 @@ import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.0+)?(Z|[+-]\d\d:\d\d)?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 COORDINATE_PLACES = 7
+MAX_EXPONENT = 40  # beyond this a "number" is text that looks like one (1e999999 would overflow Decimal)
 _GEOMETRY_NOISE = frozenset({"spatialReference", "crs"})
 
 
 def _number(value: Any) -> str:
+    """A number's shortest plain text ("12.50" and 12.5 alike); text that only looks like one in exponent
+    form ("5e1234567", a code) stays as it is."""
     try:
         number = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    if not number.is_finite():
-        return str(value)
-    text = format(number.normalize(), "f")
+        if not number.is_finite() or abs(number.adjusted()) > MAX_EXPONENT:
+            return str(value).strip()
+        text = format(number.normalize(), "f")
+    except ArithmeticError:  # InvalidOperation, Overflow
+        return str(value).strip()
     return "0" if text in ("-0", "0") else text
 
 

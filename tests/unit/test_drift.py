@@ -45,6 +45,8 @@ def test_canonical_forms() -> None:
     assert canonical(1.50) == canonical("1.5") == "1.5" and canonical(-0.0) == "0"
     assert canonical("2024-03-01T10:15:00.000Z") == canonical("2024-03-01T10:15:00") == "2024-03-01T10:15:00"
     assert canonical("2024-03-01T10:15:00-06:00") == "2024-03-01T10:15:00-06:00"
+    assert canonical("5e12345678") == "5e12345678" and canonical("1E+999999999") == "1E+999999999"  # codes
+    assert canonical(1e300) == "1e+300" and canonical("2e3") == "2000"
 
 
 def test_drifted_rows_and_the_digests_kept_after_a_run() -> None:
