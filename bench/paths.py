@@ -207,6 +207,9 @@ def _reconcile(args: argparse.Namespace, work: Path, env: dict[str, str], stack:
             "socrata_deleted_rows_sent": phase["socrata"]["deleted_rows_sent"],
             "arcgis_features_sent": phase["arcgis"]["features_sent"],
             "arcgis_features_deleted": phase["arcgis"]["deleted_features"],
+            "socrata_read_requests": phase["socrata"]["read_requests"],
+            "arcgis_read_requests": phase["arcgis"]["read_requests"],
+            "publish_seconds": phase["publish_seconds"],
         }
     k, d = args.changed, args.deleted
     for name, target in (("reconcile-unchanged", 0), ("reconcile-edited", k + d)):
@@ -237,10 +240,14 @@ def table(out: dict[str, Any], args: argparse.Namespace) -> list[str]:
     rec = out.get("reconcile")
     if rec:
         lines += ["", f"Reconcile of {rec['records']:,} records (K = {rec['changed']} edits, D = {rec['deleted']} "
-                  "deletes)", "| phase | Socrata rows (+ deleted) | ArcGIS features (+ deleted) | target |",
-                  "|---|---|---|---|"]
+                  "deletes)", "| phase | Socrata rows (+ deleted) | ArcGIS features (+ deleted) | target "
+                  "| Socrata reads | ArcGIS reads | wall s | publish s (socrata, agol) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, p in rec["phases"].items():
+            seconds = p.get("publish_seconds") or {}
             lines.append(f"| {name} | {p['socrata_rows_sent']} (+ {p['socrata_deleted_rows_sent']}) "
                          f"| {p['arcgis_features_sent']} (+ {p['arcgis_features_deleted']}) "
-                         f"| {p.get('target', '-')} |")
+                         f"| {p.get('target', '-')} | {p.get('socrata_read_requests', '-')} "
+                         f"| {p.get('arcgis_read_requests', '-')} | {p['wall_seconds']} "
+                         f"| {seconds.get('socrata', '-')}, {seconds.get('agol', '-')} |")
     return lines

@@ -103,8 +103,10 @@ def start_prefect_server(stack: ExitStack, log_dir: Path, env: dict[str, str], p
 
 def socrata_counts(url: str, resource_id: str) -> dict[str, int]:
     """Rows sent to the dataset (upserts) and ``:deleted`` rows, from the emulator's request log."""
-    rows = deleted = requests_ = 0
+    rows = deleted = requests_ = reads = 0
     for entry in get(f"{url}/_admin/requests"):
+        if entry["method"] == "GET" and entry["path"] == f"/resource/{resource_id}.json":
+            reads += 1  # row reads: the reconcile's id listing and drift audit, the delete checks
         if entry["method"] in ("POST", "PUT") and entry["path"] == f"/resource/{resource_id}.json":
             requests_ += 1
             body = entry.get("body")
@@ -112,15 +114,17 @@ def socrata_counts(url: str, resource_id: str) -> dict[str, int]:
                 gone = sum(1 for row in body if isinstance(row, dict) and row.get(":deleted"))
                 deleted += gone
                 rows += len(body) - gone
-    return {"rows_sent": rows, "deleted_rows_sent": deleted, "write_requests": requests_}
+    return {"rows_sent": rows, "deleted_rows_sent": deleted, "write_requests": requests_, "read_requests": reads}
 
 
 def arcgis_counts(url: str, ca_bundle: str) -> dict[str, int]:
     """Features sent in edits (adds + updates), features deleted by id, and edit requests, from the
     emulator's request log (ids in a ``deletes``/``objectIds`` value the log cut short are not counted)."""
-    features = edits = deleted = 0
+    features = edits = deleted = reads = 0
     for entry in get(f"{url}/_admin/requests", verify=ca_bundle)["requests"]:
         params = entry.get("params") or {}
+        if entry["path"].endswith("/query"):
+            reads += 1  # feature reads: the reconcile's id listing and drift audit, upsert look-ups
         for key in ("deletes", "objectIds"):
             value = str(params.get(key) or "").strip("[] ")
             if value and entry["path"].endswith(("/applyEdits", "/deleteFeatures")):
@@ -131,7 +135,7 @@ def arcgis_counts(url: str, ca_bundle: str) -> dict[str, int]:
             features += sum(max(v, 0) for k, v in sizes.items() if k in ("adds", "updates", "features"))
         elif entry["path"].endswith(("/applyEdits", "/deleteFeatures")):
             edits += 1
-    return {"features_sent": features, "deleted_features": deleted, "edit_requests": edits}
+    return {"features_sent": features, "deleted_features": deleted, "edit_requests": edits, "read_requests": reads}
 
 
 def start_destinations(stack: ExitStack, work: Path, resource_id: str, service_id: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from prefect.logging import get_run_logger
 
 from tasks.deadline import TimeLimitReached, time_limit
 from tasks.domain.config import ContainerConfig, Settings, delete_guard
+from tasks.domain.drift import drifted, rows_after
 from tasks.domain.errors import DeletesHeldBack, StoreError
 from tasks.domain.formatting import (
     ContainerSchema,
@@ -82,6 +83,9 @@ def advance_cursor(ctx: PublishContext, container: str, plan: PublishPlan, count
     received = received_after(ctx.received or {}, ctx.manifest, plan.changed)
     if received != ctx.received:
         store.write_received(container, plan.destination, received)
+    rows = rows_after(ctx.rows, ctx.sent_rows, ctx.manifest.records)
+    if rows != ctx.rows:
+        store.write_row_digests(container, plan.destination, rows)
     if plan.advance:
         store.write_cursor(container, plan.destination, {"generation": plan.target, **counts,
                                                          "columns": dict(plan.columns)})
@@ -101,6 +105,8 @@ class PublishContext:
     shared: SharedReader | None = None      # the reads shared with the run's other destinations
     held: Held | None = None                # the destination's lock: the run's write fence
     notes: list[str] = field(default_factory=list)  # notes of runs that lost their lock, acted on by this run
+    rows: dict[str, str] = field(default_factory=dict)       # id → digest of the row last sent (drift audit)
+    sent_rows: dict[str, str] = field(default_factory=dict)  # id → digest of the row this run sent
 
 
 @contextmanager
@@ -114,6 +120,7 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
         names = destination_names(schema, cfg.socrata_field_map)
         manifest = store.load_manifest(cfg.key)
         received = store.read_received(cfg.key, destination)
+        rows = store.read_row_digests(cfg.key, destination)
         plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination, full=full,
                             since=since, columns=names, received=received, republish=republish)
         notes = store.read_suspects(cfg.key, destination)
@@ -129,7 +136,8 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
         with shared_reader(env, app, cfg.key, destination, manifest.records) as shared:
             if shared is not None:
                 shared.want(plan.changed)
-            yield PublishContext(store, schema, names, manifest, plan, received, shared, held, list(notes))
+            yield PublishContext(store, schema, names, manifest, plan, received, shared, held=held,
+                                 notes=list(notes), rows=rows)
 
 
 class Destination(Protocol):
@@ -153,6 +161,8 @@ class Destination(Protocol):
     def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None: ...
     # the counts of the run's last log line
     def outcome(self, result: PublishResult, cursor: int) -> str: ...
+    # the drift audit, where the destination can read its rows back (Socrata, ArcGIS):
+    # ``digest(payload)``, a sent row's digest; ``held_rows()``, id → digest of every row it holds
 
 
 def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, held: set[str] | None,
@@ -179,7 +189,39 @@ def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConf
                  "store lacks are left in place", where)
         return recorded, len(ctx.manifest.records) + len(recorded)
     held = destination.ids() if held is None else held
-    return sorted(held - set(ctx.manifest.records)), len(held)
+    strays = held - set(ctx.manifest.records)
+    # a stray goes once Knack confirmed it gone, as the store's own candidates are: the deletes the store
+    # recorded; the others wait for the next full offload, which asks Knack about them
+    unconfirmed = sorted(rid for rid in strays if rid not in ctx.manifest.deleted)
+    if unconfirmed != ctx.store.read_strays(cfg.key, destination.role):
+        ctx.store.write_strays(cfg.key, destination.role, unconfirmed)
+    if unconfirmed:
+        log.info("%s: %d rows the store lacks are not confirmed gone by Knack yet: the next full offload asks "
+                 "Knack about them (%s)", where, len(unconfirmed), ", ".join(unconfirmed[:10]))
+    return sorted(strays - set(unconfirmed)), len(held)
+
+
+def _audit(destination: Destination, ctx: PublishContext, plan: PublishPlan
+           ) -> tuple[set[str], PublishPlan, dict[str, int]]:
+    """A reconcile's read of what the destination holds: (every id there, the plan with what is missing
+    and what drifted added, the audit's counts). A destination that can read its rows back (``held_rows``)
+    is compared row by row with the digests of what it was last sent; another only by its ids."""
+    held_rows = getattr(destination, "held_rows", None)
+    if held_rows is None or plan.republish:
+        held = destination.ids()
+        plan = with_missing(plan, ctx.manifest, held)
+        return held, plan, {"held": len(held), "missing": len(plan.missing)} if held_rows is None else {}
+    digests = held_rows()
+    held = set(digests)
+    plan = with_missing(plan, ctx.manifest, held)
+    changed = set(plan.changed)
+    off = [rid for rid in drifted(ctx.rows, digests, ctx.manifest.records) if rid not in changed]
+    if off:
+        get_run_logger().warning("%s → %s: %d rows differ from what they were last sent (edited there, or "
+                                 "written by another run): sent again (%s)", ctx.store.app, destination.name,
+                                 len(off), ", ".join(off[:10]) + (" ..." if len(off) > 10 else ""))
+        plan = replace(plan, changed=sorted(changed | set(off)), drifted=off)
+    return held, plan, {"held": len(held), "missing": len(plan.missing), "differed": len(off)}
 
 
 def note_late_writes(ctx: PublishContext, container: str, sent: list[str], log: Any) -> None:
@@ -236,19 +278,22 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
             return result
         destination.open(ctx)
         held = None
+        audit: dict[str, int] = {}
         if plan.full:  # a reconcile also restores what was lost downstream; the same listing finds strays
-            held = destination.ids()
-            plan = with_missing(plan, ctx.manifest, held)
+            held, plan, audit = _audit(destination, ctx, plan)
             if ctx.shared is not None:
-                ctx.shared.want(plan.missing)
+                ctx.shared.want(plan.missing + plan.drifted)
         log.info("%s/%s → %s: %s", app, cfg.key, destination.name, plan.summary())
         unreadable: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
+        digest = getattr(destination, "digest", None)
 
         def payloads() -> Iterator[dict[str, Any]]:
             for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, destination.batch_size,
                                            unreadable, ctx.shared):
                 for record_id, values in batch:
                     if (payload := destination.to_payload(record_id, values)) is not None:
+                        if digest is not None:
+                            ctx.sent_rows[record_id] = digest(payload)
                         yield payload
 
         try:
@@ -270,7 +315,8 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
             raise DeletesHeldBack(f"{held_back}; the cursor stays until they are deleted")
         result = PublishResult(mode="full" if plan.full else "incremental", read=len(plan.changed),
                                upserted=counts.pop("upserted"), deleted=len(doomed), generation=plan.target,
-                               seconds=round(time.monotonic() - clock, 3), counts=counts)
+                               seconds=round(time.monotonic() - clock, 3),
+                               counts={**counts, **audit, **({"strays": len(doomed)} if audit else {})})
         try:
             advance_cursor(ctx, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
         except BaseException:

@@ -141,6 +141,22 @@ class ArcGISEmulator:
         """Every stored feature of a layer, by OBJECTID: ``{"attributes": ..., "geometry": ...}``."""
         return self.items[item_id].layers[layer_id].features()
 
+    def edit_feature(self, item_id: str, layer_id: int, field_name: str, value: Any,
+                     attributes: dict[str, Any]) -> None:
+        """Change the feature whose ``field_name`` is ``value``, as a hand edit in the portal would (unlogged)."""
+        layer = self.items[item_id].layers[layer_id]
+        oid = layer.oids_by_value(field_name, [value])[value]
+        results, _ = layer.apply_edits([], [{"attributes": {"OBJECTID": oid, **attributes}}], [], rollback=True)
+        if not results["updateResults"][0]["success"]:
+            raise ValueError(f"edit refused: {results['updateResults'][0]}")
+
+    def remove_feature(self, item_id: str, layer_id: int, field_name: str, value: Any) -> None:
+        """Delete the feature whose ``field_name`` is ``value`` by hand (not counted in ``deleted_features``)."""
+        layer = self.items[item_id].layers[layer_id]
+        oid = layer.oids_by_value(field_name, [value])[value]
+        with layer.lock:
+            layer._db.execute('DELETE FROM features WHERE "OBJECTID" = ?', (oid,))
+
     def deleted_features(self, item_id: str, layer_id: int = 0) -> list[dict[str, Any]]:
         """The attributes of every feature deleted from a layer (committed edits only), in order."""
         layer = self.items[item_id].layers[layer_id]

@@ -121,6 +121,16 @@ class KnackEmulator:
         with self.state.lock:
             table.sort = [(field_key, order)] if field_key else []
 
+    def set_view_filter(self, scene: str, view: str, rules: list[dict[str, Any]], match: str = "and") -> None:
+        """Filter a view's records (Knack filter rules, e.g. ``{"field": "field_13", "operator": "is not",
+        "value": "Removed"}``): its listings leave the others out."""
+        self.state.set_view_filter(scene, view, rules, match)
+
+    def set_view_record_route(self, honours_filter: bool) -> None:
+        """How a view's single-record route answers for a record its filter leaves out: 200 with the record
+        (False, the default) or 404 (True)."""
+        self.state.view_route_filters = honours_filter
+
     def set_clock_offset(self, seconds: float) -> None:
         """Run the clock ``seconds`` ahead of (negative: behind) the real one: stamps and ``Date`` follow."""
         self._offset = timedelta(seconds=seconds)

@@ -107,6 +107,7 @@ class AppState:
         self._ids = ObjectIds(random.Random())
         self._orders: OrderedDict[tuple, tuple[int, list[str]]] = OrderedDict()
         self._view_blobs: dict[str, dict[str, bytes]] = {}
+        self.view_route_filters = False  # does a view's record route honour the view's filter (see ``one``)
         self._children: dict[str, tuple[int, dict[str, list[str]]]] = {}
         self.ctx = RenderContext(self.tz, app_id, self._identifier)
 
@@ -151,10 +152,23 @@ class AppState:
             return len(ids), [self._view_blob(view, table, i) for i in chosen]
 
     def one(self, table: Table, rid: str, view: ViewInfo | None = None) -> bytes:
+        """One record; through a view, any record of its object (``view_route_filters`` False, what Knack is
+        believed to do), or only one the view's filter keeps (True: 404 for the others)."""
         with self.lock:
             if rid not in table.rows:
                 raise NotFound(f"Record {rid} not found in {table.key}")
+            if view is not None and self.view_route_filters and view.criteria[1]:
+                keep = filters.compile_filters(view.criteria[0], view.criteria[1], table.by_key, self.now_local)
+                if keep is not None and not keep(table.rows[rid]):
+                    raise NotFound(f"Record {rid} not found in {view.key}")
             return self._view_blob(view, table, rid) if view else table.blobs[rid]
+
+    def set_view_filter(self, scene: str, view: str, rules: list[dict[str, Any]], match: str = "and") -> None:
+        """Replace a view's filter (the Builder's "source" criteria): its listings keep matching records only."""
+        with self.lock:
+            info = self.view(scene, view)
+            info.criteria = (match, list(rules))
+            self._orders.clear()
 
     def records(self, key: str) -> list[Record]:
         """Independent copies of the stored records, in insertion order."""

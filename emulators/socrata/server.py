@@ -119,6 +119,16 @@ class SocrataEmulator:
         with self._lock:
             return self._dataset(dataset_id).public_rows()
 
+    def edit_row(self, dataset_id: str, values: dict[str, Any]) -> None:
+        """Change one row in place, as a hand edit on the portal would (unlogged): ``values`` holds its id."""
+        with self._lock:
+            self._dataset(dataset_id).write([values])
+
+    def remove_row(self, dataset_id: str, row_id: str) -> None:
+        """Delete one row by its row identifier, as a hand edit on the portal would (unlogged)."""
+        with self._lock:
+            self._dataset(dataset_id).delete_row(row_id)
+
     @property
     def requests(self) -> list[dict[str, Any]]:
         """The request log: method, path, query, auth_user, app_token, body (parsed), status."""

@@ -316,3 +316,22 @@ def delete_ids(layer: AgolTarget | Any, ids: Iterable[str], match_field: str = M
         deleted += target.call(f"deleting {len(chunk)} ids", attempt)
     log.info("ArcGIS %s: deleted %d features", target.name, deleted)
     return deleted
+
+
+def list_features(layer: AgolTarget | Any, fields: Sequence[str], match_field: str = MATCH_FIELD,
+                  geometry: bool = True) -> list[tuple[str, dict[str, Any], Any]]:
+    """Every feature as (record id, attributes of ``fields``, geometry): the drift audit's read (the client
+    pages past maxRecordCount)."""
+    target = _as_target(layer)
+    wanted = ",".join(dict.fromkeys([match_field, *fields]))
+
+    def read(lyr: Any) -> list[tuple[str, dict[str, Any], Any]]:
+        result = lyr.query(where="1=1", out_fields=wanted, return_geometry=geometry)
+        out = []
+        for feature in result.features:
+            key = _key(feature.attributes, match_field)
+            if key is not None:
+                out.append((key, dict(feature.attributes), feature.geometry if geometry else None))
+        return out
+
+    return target.call("reading features", read)

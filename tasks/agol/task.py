@@ -14,11 +14,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.agol.client import AgolTarget, delete_ids, list_ids, open_target, upsert_features
+from tasks.agol.client import AgolTarget, delete_ids, list_features, list_ids, open_target, upsert_features
 from tasks.credentials import agol_credentials
-from tasks.domain.agol import dropped_fields, to_agol_feature
+from tasks.domain.agol import WRITABLE_TYPES, dropped_fields, to_agol_feature
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.deadlines import request_deadlines
+from tasks.domain.drift import row_digest
 from tasks.domain.errors import AgolEditFailed, ConfigError, UnpublishableRecords
 from tasks.domain.results import PublishResult
 from tasks.publishing import PublishContext, publish
@@ -66,6 +67,23 @@ class AgolLayer:
 
     def ids(self) -> set[str]:
         return set(list_ids(self.target, self.match))
+
+    def _audit_fields(self) -> list[str]:
+        """The attributes a feature is sent with (``to_agol_feature``): what the drift audit compares."""
+        fields = self.target.info.fields
+        match = fields.get(self.match.lower())
+        names = {fld.name for name in self.ctx.names.values() if (fld := fields.get(name.lower())) is not None
+                 and fld.editable and fld.type in WRITABLE_TYPES and fld is not match}
+        return [match.name if match else self.match, *sorted(names)]
+
+    def digest(self, payload: dict[str, Any]) -> str:
+        return row_digest(payload["attributes"], self._audit_fields(), payload.get("geometry"))
+
+    def held_rows(self) -> dict[str, str]:
+        fields = self._audit_fields()
+        geometry = self.target.info.geometry_type is not None
+        return {key: row_digest(attributes, fields, shape)
+                for key, attributes, shape in list_features(self.target, fields, self.match, geometry)}
 
     def delete(self, ids: list[str]) -> dict[str, int]:
         deleted = delete_ids(self.target, ids, self.match, self.batch_size) if ids else 0

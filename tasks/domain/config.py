@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.domain.deletes import DeleteGuard
+from tasks.domain.deletes import DELETE_LOOKUPS_PER_RUN, DeleteGuard
 from tasks.domain.errors import ConfigError
 
 CONFIG_ENV_VAR = "KNACK_SERVICES_CONFIG"
@@ -222,6 +222,11 @@ class Settings(BaseModel):
     table_compact_every: int = Field(default=24, ge=0, le=10_000)
     table_retention_hours: int = Field(default=168, ge=0, le=24 * 365)
     table_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Listings, delete confirmation and the drift audit (README: "Look-ups within the quota")
+    delete_lookups_per_run: int = Field(
+        default=DELETE_LOOKUPS_PER_RUN, ge=0, le=100_000,
+        description="single-record look-ups one full run may spend confirming delete candidates; beyond "
+                    "it (or below the app's quota_floor) a second whole listing confirms them instead")
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:

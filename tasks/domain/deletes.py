@@ -12,6 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Single-record look-ups one run may spend confirming delete candidates; beyond it a second whole
+# listing of the container confirms them all (its pages, whatever their number).
+DELETE_LOOKUPS_PER_RUN = 50
+
 
 @dataclass(frozen=True)
 class DeleteGuard:

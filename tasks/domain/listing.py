@@ -9,6 +9,7 @@ None of that is an error, but a listing that shows any of it cannot prove that a
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,9 +33,16 @@ class Listing:
     distinct: int = 0
     complete: bool = False  # the fetch reached its last page (nobody stopped reading early)
     knack_time: datetime | None = None  # Knack's clock when the fetch began (its Date header), if it sent one
+    # the closing check of a listing of several pages: records stamped at or after the fetch began (a
+    # create during the fetch, with a delete, keeps every count right while shifting a record unseen), and
+    # whether there may be more than the check could see
+    stamped_during: list[str] = field(default_factory=list)
+    stamped_more: bool = False
 
-    def problems(self) -> list[str]:
-        """Why this listing cannot be trusted; empty when it is consistent."""
+    def problems(self, known: Collection[str] | None = None) -> list[str]:
+        """Why this listing cannot be trusted; empty when it is consistent. ``known``: the ids the store held
+        before the fetch; a record stamped during it and not known was created then (an edit of a known
+        record moves nothing); without ``known`` every such record counts."""
         if not self.complete:
             return ["the fetch did not finish"]
         if not self.pages:
@@ -63,12 +71,25 @@ class Listing:
                 found.append(f"the last page had {last.rows} records, {want} expected")
         if self.distinct != total:
             found.append(f"{self.distinct} distinct records read, total_records says {total}")
+        created = [rid for rid in self.stamped_during if known is None or rid not in known]
+        if created or self.stamped_more:
+            shown = ", ".join(created[:5]) or "more than the closing check could see"
+            found.append(f"records were created while the pages were read ({shown}): with a delete, a create "
+                         "can shift another record past a page boundary unseen")
         return found
 
     @property
-    def consistent(self) -> bool:
+    def consistent(self) -> bool:  # every record stamped during the fetch counts: see ``problems``
         return not self.problems()
 
     @property
     def total_records(self) -> int | None:
         return self.pages[0].total_records if self.pages else None
+
+
+def changed_during(newest: datetime | None, began: datetime | None) -> bool:
+    """Was a modified stamp written after the fetch began? Knack stamps to the minute (an edit at
+    12:00:45 reads 12:00), so any stamp in the fetch's first minute counts."""
+    if newest is None or began is None:
+        return False
+    return newest >= began.replace(second=0, microsecond=0)

@@ -92,12 +92,14 @@ class PublishPlan:
     republish: bool = False   # every stored record goes again, whatever the destination received
     missing: list[str] = field(default_factory=list)          # stored ids the destination lacks (a reconcile)
     suspect: list[str] = field(default_factory=list)          # ids a run that lost its lock may have sent stale
+    drifted: list[str] = field(default_factory=list)          # stored ids whose row there is not what was sent
 
     def summary(self) -> str:
         mode = "full refresh" if self.republish else "reconcile" if self.full else "incremental"
         again = f" (every row again: columns changed: {', '.join(self.remapped)})" if self.remapped else ""
         lost = f" ({len(self.missing)} of them missing there)" if self.missing else ""
         lost += f" ({len(self.suspect)} sent late by a run that lost its lock)" if self.suspect else ""
+        lost += f" ({len(self.drifted)} of them changed there)" if self.drifted else ""
         return (f"{self.destination}: {mode} from generation {self.cursor} to {self.target}: "
                 f"{len(self.changed)} to upsert{lost}, {len(self.deleted)} to delete{again}")
 

@@ -7,7 +7,9 @@ schedules (a weekly or monthly schedule counts as if it ran that day):
 - an incremental run asks for its changed records: one request (a page of up to ``rows_per_page``
   changes; a busier hour costs one more per extra page);
 - a full run (``full: true``, the nightly reconcile) lists every record: ``ceil(records /
-  rows_per_page)`` requests, at least 1; its delete lookups (one per candidate, plus one) come on top;
+  rows_per_page)`` requests, at least 1, and one more (the closing check) when that is more than 1; confirming its delete candidates comes on top, at most
+  ``max(min(delete_lookups_per_run, records) + 1, pages)``: one look-up per candidate (plus one) up to
+  the cap, or a second whole listing beyond it (a container never stored has no candidates);
 - the app's metadata is fetched at most once an hour (the cache in the store): one request for each
   hour of the day in which any of its containers runs.
 
@@ -130,12 +132,13 @@ class ContainerCost:
     incremental_runs: int
     full_runs: int
     records: int | None  # from the store's manifest; None: never stored yet
-    pages: int           # requests of one full run
+    pages: int           # requests of one full run's listing
     extra: int = 0       # requests of the runs about to start (a fan-out), on top of the schedules
+    confirm: int = 0     # at most this many more per full run, confirming delete candidates
 
     @property
     def requests(self) -> int:
-        return self.incremental_runs + self.full_runs * self.pages + self.extra
+        return self.incremental_runs + self.full_runs * (self.pages + self.confirm) + self.extra
 
 
 @dataclass(frozen=True)
@@ -171,12 +174,27 @@ class AccountPlan:
         return named
 
 
+def listing_cost(pages: int) -> int:
+    """Requests of one whole listing: its pages, and the closing check of a listing of several pages."""
+    return pages + (1 if pages > 1 else 0)
+
+
+def confirm_cost(records: int | None, pages: int, cap: int) -> int:
+    """The most one full run spends confirming delete candidates: a look-up per candidate (plus one of
+    a listed record) while they are at most ``cap``, else a second whole listing (``pages``). Only
+    stored records can be candidates."""
+    if not records:
+        return 0
+    return max(min(cap, records) + 1, pages)
+
+
 def project(config: Config, schedules: Mapping[tuple[str, str], Iterable[Schedule]],
             records: Mapping[tuple[str, str], int | None], apps: Iterable[str] | None = None,
             starting: Mapping[tuple[str, str], bool] | None = None) -> list[AccountPlan]:
     """The plan of every account holding one of ``apps`` (default: every configured app); ``starting``
     adds the runs about to start (a fan-out), each full (True) or incremental, to today's requests."""
     rows = config.settings.knack_rows_per_page
+    cap = config.settings.delete_lookups_per_run
     chosen = set(apps) if apps is not None else set(config.apps)
     accounts = sorted({config.app(name).account for name in chosen})
     plans = []
@@ -194,12 +212,13 @@ def project(config: Config, schedules: Mapping[tuple[str, str], Iterable[Schedul
                 count = records.get((app.name, key))
                 for schedule in found:
                     hours |= schedule.hours
-                pages = max(1, math.ceil((count or 0) / rows))
+                pages = listing_cost(max(1, math.ceil((count or 0) / rows)))
+                confirm = confirm_cost(count, pages, cap)
                 now = (starting or {}).get((app.name, key))
                 costs.append(ContainerCost(
                     app.name, key, incremental_runs=sum(s.runs_per_day for s in found if not s.full),
                     full_runs=sum(s.runs_per_day for s in found if s.full), records=count, pages=pages,
-                    extra=0 if now is None else (pages if now else 1)))
+                    extra=0 if now is None else (pages + confirm if now else 1), confirm=confirm))
             metadata += len(hours)
         plans.append(AccountPlan(account, quotas.pop(), max(a.quota_floor for a in members),
                                  [a.name for a in members], metadata, costs))
@@ -213,13 +232,13 @@ def render(plans: Iterable[AccountPlan], env: str) -> str:
         out += [f"## {plan.account}: {plan.requests:,} requests a day of {plan.daily_quota:,} "
                 f"(floor {plan.quota_floor:,}, so {plan.budget:,} for the schedules)", "",
                 "| app | container | incremental runs | full runs | records | pages per full run | "
-                "requests a day |", "|---|---|---|---|---|---|---|"]
+                "delete confirmation per full run (at most) | requests a day |", "|---|---|---|---|---|---|---|---|"]
         for c in plan.containers:
             known = f"{c.records:,}" if c.records is not None else "unknown (not stored yet: 1 page assumed)"
             extra = f" (+{c.extra} now)" if c.extra else ""
             out.append(f"| {c.app} | {c.container} | {c.incremental_runs} | {c.full_runs} | {known} | {c.pages} "
-                       f"| {c.requests:,}{extra} |")
-        out.append(f"| {', '.join(plan.apps)} | metadata (once an hour at most) | | | | | {plan.metadata} |")
+                       f"| {c.confirm} | {c.requests:,}{extra} |")
+        out.append(f"| {', '.join(plan.apps)} | metadata (once an hour at most) | | | | | | {plan.metadata} |")
         out.append("")
         if plan.breaks_floor:
             names = ", ".join(f"{c.app}/{c.container} ({c.requests:,} a day)" for c in plan.slow_down())

@@ -7,6 +7,10 @@ from typing import Any
 
 from tasks.domain.results import PublishFailure, SyncReport
 
+# A reconcile's audit, per place: records held there (Knack: its whole listing), rows that differed from
+# the store (sent again), stored records missing there (restored), and rows the store lacks (deleted)
+AUDIT_COLUMNS = ("held", "differed", "missing", "strays")
+
 
 def artifact_key(*parts: str) -> str:
     """Artifact keys allow lower-case letters, digits and dashes only."""
@@ -22,6 +26,9 @@ def summary_rows(report: SyncReport) -> list[dict[str, Any]]:
         "knack requests": stored.knack_requests, "quota left": stored.quota_remaining,
         "seconds": stored.seconds, "status": "ok",
     }]
+    if stored.mode == "full":  # the audit of the store against Knack's whole listing
+        rows[0].update({"held": stored.fetched, "differed": stored.written, "missing": stored.repaired,
+                        "strays": stored.deleted})
     for name, result in report.published.items():
         if isinstance(result, PublishFailure):
             rows.append({"step": f"store → {name}", "status": f"failed: {result.error}"[:300]})
@@ -30,6 +37,7 @@ def summary_rows(report: SyncReport) -> list[dict[str, Any]]:
             "step": f"store → {name}", "mode": result.mode, "fetched": result.read,
             "changed": result.upserted, "deleted": result.deleted,
             "seconds": result.seconds, "status": "ok",
+            **{k: result.counts[k] for k in AUDIT_COLUMNS if k in result.counts},
         })
     return rows
 
@@ -39,6 +47,8 @@ def summary_markdown(report: SyncReport) -> str:
     rows = summary_rows(report)
     columns = ["step", "mode", "fetched", "changed", "unchanged", "deleted", "knack requests", "quota left",
                "seconds", "status"]
+    if any(c in row for row in rows for c in AUDIT_COLUMNS):  # a reconcile: what each place held and lacked
+        columns[-2:-2] = list(AUDIT_COLUMNS)
     lines = [f"### {report.app} / {report.container} ({report.env})", "", f"store: {report.store.store}", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:

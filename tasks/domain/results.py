@@ -31,9 +31,10 @@ class OffloadResult:
     store: str = ""                   # where the records went ("s3://bucket ...", "local folder ...")
     listing_consistent: bool = True   # Knack's listing was whole (else: no deletes from it, cursor kept)
     listing_problems: list[str] = field(default_factory=list)
-    lookups: int = 0                  # single-record requests confirming deletes
+    lookups: int = 0                  # requests confirming deletes (look-ups, or a second listing's pages)
     repaired: int = 0                 # objects missing or damaged in the store, written again
     held_back: str | None = None      # deletes the mass-delete guard (or an untrustworthy Knack) held back
+    confirmed_by: str | None = None   # how delete candidates were confirmed: "lookups" or "listing"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,12 +28,13 @@ from blocks.knack import KnackCredentials
 from tasks.domain.deadlines import RequestDeadlines, default_deadlines
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
-from tasks.domain.listing import Listing, PageReport
+from tasks.domain.listing import Listing, PageReport, changed_during
 from tasks.knack.ratelimit import RateLimiter
 from tasks.retry import TransientReply, failure_of, full_jitter, hinted, is_transient_status, retrying
 from tasks.wire import RequestDeadlineExceeded, guard_session
 
 MAX_ROWS_PER_PAGE = 1000
+CLOSING_CHECK_ROWS = 1000  # the most recently modified records a listing of several pages ends by reading
 # Pages in flight when ``workers`` is not fixed: enough for limit × page latency (10/s × 2 s pages
 # wants ~25), bounded so a slow Knack never gets a thread per page.
 MAX_IN_FLIGHT = 32
@@ -138,7 +139,8 @@ class KnackClient:
             raise
 
     def iter_pages(self, container_key: str, scene_id: str | None = None, filters: dict | list | None = None,
-                   rows_per_page: int = MAX_ROWS_PER_PAGE) -> Iterator[list[dict[str, Any]]]:
+                   rows_per_page: int = MAX_ROWS_PER_PAGE, modified_field: str | None = None,
+                   tz: tzinfo | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every record of an object or view, one page at a time (completion order), each id once.
 
         Page 1 tells ``total_pages``; pages 2..total_pages are then fetched concurrently and nothing
@@ -146,6 +148,10 @@ class KnackClient:
         estimate (Knack overstates it; pages past the real end come back empty, and short pages do
         not mean the end), so no count is asserted. A record created while the fetch runs and pushed
         past the last page is caught by the next incremental run: the cursor trails the fetch start.
+        With ``modified_field`` (and the app's ``tz``), a listing of several pages ends with a closing check,
+        one request for the most recently modified record: one stamped after the fetch began means a record
+        was created or edited during it, and a delete with a create keeps every count right while shifting
+        a record past a page boundary unseen, so the listing is reported as not whole (``Listing``).
         """
         route = container_route(container_key, scene_id)
         rows = max(1, min(int(rows_per_page), MAX_ROWS_PER_PAGE))
@@ -177,10 +183,26 @@ class KnackClient:
             self.check_quota(total_pages - 1, container_key)
         if total_pages > 1:  # pages 2.. are on their way before page 1 is handed on
             yield from self._concurrent(fetch, range(2, total_pages + 1), seen, abandon, width, first)
-        else:
+            if modified_field and tz is not None:
+                listing.stamped_during, listing.stamped_more = self._stamped_since(
+                    route, container_key, modified_field, tz, listing.knack_time)
+        else:  # one page is one answer: nothing can move under it
             yield from self._fresh(first, seen)
         listing.distinct = len(seen)
         listing.complete = True
+
+    def _stamped_since(self, route: str, container_key: str, modified_field: str, tz: tzinfo,
+                       began: datetime | None) -> tuple[list[str], bool]:
+        """The closing check: one request for the ``CLOSING_CHECK_ROWS`` most recently modified records;
+        (the ids of those stamped since ``began``, whether every one of them was: more may be)."""
+        if began is None:  # no clock to judge by: every record of the check counts
+            began = datetime.min.replace(tzinfo=UTC)
+        self.check_quota(1, container_key)
+        body = self._get(route, {"rows_per_page": CLOSING_CHECK_ROWS, "page": 1, "sort_field": modified_field,
+                                 "sort_order": "desc"}, container_key)
+        records = body.get("records") or []
+        stamped = [str(r.get("id")) for r in records if changed_during(record_modified_at(r, modified_field, tz), began)]
+        return stamped, bool(records) and len(stamped) == len(records) == CLOSING_CHECK_ROWS
 
     def iter_records(self, container_key: str, since: datetime | None = None, modified_field: str | None = None,
                      tz: tzinfo | str | None = None, *, scene_id: str | None = None,
@@ -190,16 +212,16 @@ class KnackClient:
         Knack filters by whole local days, so the request asks for ``since``'s day onwards and the
         precise instant of ``modified_field`` decides what is kept.
         """
+        zone = resolve_timezone(tz) if isinstance(tz, str) else tz
         if since is None:
-            yield from self.iter_pages(container_key, scene_id, None, rows_per_page)
+            yield from self.iter_pages(container_key, scene_id, None, rows_per_page, modified_field, zone)
             return
         if not modified_field or tz is None:
             raise KnackError("an incremental fetch needs the modified date field and the app timezone",
                              app=self.app_name, container=container_key)
-        zone = resolve_timezone(tz) if isinstance(tz, str) else tz
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
         for page in self.iter_pages(container_key, scene_id, since_filter(modified_field, since, zone),
-                                    rows_per_page):
+                                    rows_per_page, modified_field, zone):
             kept = [r for r in page if (at := record_modified_at(r, modified_field, zone)) is not None
                     and at >= since]
             if kept:

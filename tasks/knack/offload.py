@@ -9,12 +9,13 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tasks.domain.config import ContainerConfig
-from tasks.domain.deletes import DeleteGuard
+from tasks.domain.deletes import DELETE_LOOKUPS_PER_RUN, DeleteGuard
+from tasks.domain.errors import KnackQuotaError
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
 from tasks.domain.listing import Listing
@@ -124,6 +125,8 @@ class KnackSource(Protocol):
     def get_record(self, container_key: str, record_id: str, scene_id: str | None = None
                    ) -> dict[str, Any] | None: ...
 
+    def check_quota(self, pages_needed: int, container: str | None = None) -> None: ...
+
 
 def confirm_gone(knack: KnackSource, cfg: ContainerConfig, candidates: list[str], listed: set[str]
                  ) -> tuple[list[str], list[dict[str, Any]], int] | None:
@@ -146,19 +149,63 @@ def confirm_gone(knack: KnackSource, cfg: ContainerConfig, candidates: list[str]
     return gone, alive, len(candidates) + 1
 
 
+def confirm_by_listing(knack: KnackSource, pages: Iterable[list[dict[str, Any]]], candidates: list[str],
+                       known: Collection[str] | None = None) -> tuple[list[str], list[dict[str, Any]], int] | None:
+    """Confirm ``candidates`` with a second whole listing instead of one request each: (confirmed gone,
+    found alive, pages read), or None when that listing was not whole either.
+
+    A candidate is missing from the first listing already; one also missing from a second listing that
+    is whole is gone, one present in it is alive (its record as listed). The cost is the listing's
+    pages, whatever the number of candidates."""
+    wanted = set(candidates)
+    alive: dict[str, dict[str, Any]] = {}
+    read = 0
+    for page in pages:
+        read += 1
+        for record in page:
+            rid = str(record.get("id"))
+            if rid in wanted:
+                alive[rid] = record
+    listing = knack.last_listing
+    if listing is None or listing.problems(known):
+        return None
+    spent = (len(listing.pages) or read) + (1 if len(listing.pages) > 1 else 0)  # the pages and the closing check
+    return [rid for rid in candidates if rid not in alive], list(alive.values()), spent
+
+
+def _lookup_refusal(knack: KnackSource, cfg: ContainerConfig, count: int, cap: int, whole: bool) -> str | None:
+    """Why ``count`` candidates are not looked up one by one: a view, over the per-run cap, or the quota.
+
+    A view's record route may answer for any record of its object, in the view's filter or not
+    (knack-api.md): a 200 there does not prove a record is still in the view, so after a ``whole``
+    listing a view's candidates are confirmed by a second whole listing of the view. After a listing
+    that was not whole they are looked up: a 200 keeps a record (never a wrong delete)."""
+    if cfg.scene_id is not None and whole:
+        return "the candidates are a view's, whose record route may answer for records its filter leaves out"
+    if count > cap:
+        return f"{count} candidates are more than delete_lookups_per_run ({cap})"
+    try:
+        knack.check_quota(count + 1, cfg.key)
+    except KnackQuotaError as exc:
+        return str(exc)
+    return None
+
+
 def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],
                       cfg: ContainerConfig, metadata: Mapping[str, Any], *, since: datetime | None,
                       full: bool, started: datetime, log: logging.Logger | logging.LoggerAdapter,
                       on_progress: Callable[[WriteStats], None] | None = None,
                       knack: KnackSource | None = None, guard: DeleteGuard | None = None,
-                      cursor_lag: timedelta = SAFETY_LAG, destinations: list[str] | None = None) -> OffloadResult:
+                      cursor_lag: timedelta = SAFETY_LAG, destinations: list[str] | None = None,
+                      lookup_cap: int = DELETE_LOOKUPS_PER_RUN) -> OffloadResult:
     """Copy one container's changed records into the store; objects → manifest → Knack cursor.
 
     A full fetch also repairs objects missing from the store or damaged in it, and deletes the records
     Knack has confirmed gone (``confirm_gone``), within the mass-delete ``guard``. The Knack cursor moves
     only past a listing that was whole (``tasks/domain/listing.py``), to Knack's own clock at the fetch
     start less ``cursor_lag``. ``destinations``: the container's; deletes every one of them has published
-    are forgotten (no destination: all of them).
+    are forgotten (no destination: all of them). Candidates are looked up one by one while they are at
+    most ``lookup_cap`` and the quota allows; otherwise a second whole listing confirms them all.
     """
     clock = time.monotonic()
     guard = guard or DeleteGuard()
@@ -185,10 +232,11 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
         return instant.isoformat() if instant else None
 
     objects = store.list_objects(cfg.key) if is_full else None  # what the store holds, with ETags
+    known = set(manifest.records)  # before this fetch: a record stamped during it and not here was created then
     stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress,
                                 busy=lambda: not fetched.is_set(), present=objects)
     listing = knack.last_listing if knack is not None else None
-    problems = listing.problems() if listing is not None else ["the listing was not reported"]
+    problems = listing.problems(known) if listing is not None else ["the listing was not reported"]
     where = f"{store.app}/{cfg.key}"
     if problems:
         log.warning("%s: Knack's listing was not whole (%s): it deletes nothing by itself, and the Knack "
@@ -197,20 +245,37 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
     deleted: list[str] = []
     held_back: str | None = None
     lookups = 0
+    confirmed_by: str | None = None
     if is_full and objects is not None:
         stored_ids = store.stored_ids(objects, manifest)
-        candidates = ids_to_delete(stored_ids, stats.seen_ids)
-        population = len(stored_ids | stats.seen_ids)
+        # rows a destination holds that the store never had: confirmed with Knack like the store's own
+        strays = {rid for name in destinations or [] for rid in store.read_strays(cfg.key, name)}
+        candidates = sorted(set(ids_to_delete(stored_ids, stats.seen_ids)) | (strays - stats.seen_ids))
+        population = len(stored_ids | stats.seen_ids | strays)
         held_back = guard.refusal(len(candidates), population, f"{where} in the store")
         if held_back:
             log.warning("%s", held_back)
         elif candidates and knack is None:
             held_back = f"{where}: {len(candidates)} records missing from the listing could not be checked with Knack"
         elif candidates and knack is not None:
-            answer = confirm_gone(knack, cfg, candidates, stats.seen_ids)
+            why_not = _lookup_refusal(knack, cfg, len(candidates), lookup_cap, whole=not problems)
+            if why_not is None:
+                answer, confirmed_by = confirm_gone(knack, cfg, candidates, stats.seen_ids), "lookups"
+                doubt = "Knack did not find a record it had just listed either"
+            else:
+                answer, doubt = None, f"the first listing was not whole and look-ups were refused ({why_not})"
+                if not problems:  # gone means absent from two whole listings
+                    log.info("%s: %s: a second whole listing confirms them instead", where, why_not)
+                    try:
+                        answer = confirm_by_listing(knack, fetch_pages(None), candidates,
+                                                    known | stats.seen_ids)
+                        confirmed_by = "listing"
+                    except KnackQuotaError as exc:
+                        why_not = str(exc)
+                    doubt = f"a second whole listing could not confirm them ({why_not})"
             if answer is None:
-                held_back = (f"{where}: {len(candidates)} records are missing from the listing, but Knack did not "
-                             "find a record it had just listed either; nothing was deleted")
+                held_back = (f"{where}: {len(candidates)} records are missing from the listing, but {doubt}; "
+                             "nothing was deleted")
                 log.warning("%s", held_back)
             else:
                 gone, alive, lookups = answer
@@ -220,6 +285,9 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
                     more = store.write_records(cfg.key, [alive], manifest, generation, modified_of)
                     stats.written += more.written
                 deleted = store.delete_records(cfg.key, gone, manifest, generation)
+                for name in destinations or []:  # asked and answered: each destination deletes what is gone
+                    if store.read_strays(cfg.key, name):
+                        store.write_strays(cfg.key, name, [])
 
     if stats.written or deleted:
         manifest.generation = generation
@@ -250,4 +318,5 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
         generation=manifest.generation, unknown_fields=sorted(unknown),
         seconds=round(time.monotonic() - clock, 3), listing_consistent=not problems,
         listing_problems=problems, lookups=lookups, repaired=stats.repaired, held_back=held_back,
+        confirmed_by=confirmed_by if lookups else None,
     )

@@ -136,7 +136,8 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
                                    started=started, log=log, on_progress=progress.update, knack=client,
                                    guard=delete_guard(settings, allow_mass_delete),
                                    cursor_lag=timedelta(seconds=settings.knack_cursor_lag_seconds),
-                                   destinations=cfg.destinations())
+                                   destinations=cfg.destinations(),
+                                   lookup_cap=settings.delete_lookups_per_run)
     progress.finish()
     result = replace(result, knack_requests=client.stats.requests, quota_remaining=client.stats.quota_remaining,
                      store=describe_store(env, settings))

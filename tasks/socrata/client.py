@@ -11,7 +11,7 @@ with it the ``Authorization`` header.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -140,4 +140,21 @@ def list_row_ids(client: Any, resource_id: str, id_field: str = ID_COLUMN, *, pa
         ids.update(str(row[id_field]) for row in page if id_field in row)
         if len(page) < page_size:
             return ids
+        offset += page_size
+
+
+def list_rows(client: Any, resource_id: str, columns: Sequence[str], id_field: str = ID_COLUMN, *,
+              page_size: int = 10000, **retry: Any) -> Iterator[dict[str, Any]]:
+    """Every row of the dataset with ``columns`` (the id first), paged in id order: the drift audit's read."""
+    select = ",".join(dict.fromkeys([id_field, *columns]))
+    offset = 0
+    while True:
+        try:
+            page = call_socrata(partial(client.get, resource_id, select=select, order=id_field,
+                                        limit=page_size, offset=offset), **retry)
+        except (HTTPError, OSError) as exc:
+            raise _failure(resource_id, f"reading rows at offset {offset}", exc) from None
+        yield from (row for row in page if id_field in row)
+        if len(page) < page_size:
+            return
         offset += page_size

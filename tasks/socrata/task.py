@@ -18,11 +18,12 @@ from tasks.clock import utc_now
 from tasks.credentials import socrata_credentials
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.deadlines import request_deadlines
+from tasks.domain.drift import row_digest
 from tasks.domain.errors import ConfigError, UnpublishableRecords
 from tasks.domain.results import PublishResult
-from tasks.domain.socrata import SocrataSchema, dropped_columns, to_socrata_row
+from tasks.domain.socrata import ID_COLUMN, SocrataSchema, dropped_columns, to_socrata_row
 from tasks.publishing import PublishContext, publish
-from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, upsert_rows
+from tasks.socrata.client import delete_rows, fetch_schema, list_row_ids, list_rows, upsert_rows
 from tasks.wire import guard_session
 
 
@@ -55,6 +56,9 @@ class SocrataDataset:
             get_run_logger().info("Socrata %s has no column for %s: not published", self.resource_id,
                                   ", ".join(dropped))
         self.published_at = utc_now()
+        # what the drift audit compares: the columns a row is sent with, less the publish time
+        self.audit_columns = [ID_COLUMN, *sorted({n for n in ctx.names.values() if n in self.schema.column_types}
+                                                 - {self.cfg.append_timestamp_column, ID_COLUMN})]
 
     def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
         return to_socrata_row(record_id, values, self.ctx.names, self.schema, location_fields=self.cfg.location_fields,
@@ -68,6 +72,13 @@ class SocrataDataset:
 
     def ids(self) -> set[str]:
         return list_row_ids(self.client, self.resource_id)
+
+    def digest(self, payload: dict[str, Any]) -> str:
+        return row_digest(payload, self.audit_columns)
+
+    def held_rows(self) -> dict[str, str]:
+        return {str(row[ID_COLUMN]): row_digest(row, self.audit_columns)
+                for row in list_rows(self.client, self.resource_id, self.audit_columns)}
 
     def delete(self, ids: list[str]) -> dict[str, int]:
         if ids:

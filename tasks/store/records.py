@@ -191,6 +191,34 @@ class RecordStore:
         self._write_state(container, self._state(container, f"sent-{name}"),
                           serialize_record({"version": 1, "records": received}))
 
+    def read_row_digests(self, container: str, name: str) -> dict[str, str]:
+        """The digest of the row destination ``name`` was last sent for each record (``tasks/domain/drift.py``),
+        ``_state/<container>/rows-<name>.json``; empty before the first."""
+        body = self._read_state(self._state(container, f"rows-{name}"))
+        try:
+            return {str(k): str(v) for k, v in json.loads(body)["rows"].items()} if body else {}
+        except (ValueError, KeyError, TypeError, AttributeError):  # unreadable: every row is checked again
+            return {}
+
+    def write_row_digests(self, container: str, name: str, rows: Mapping[str, str]) -> None:
+        """Fenced: see ``_write_state``. Written after a publish succeeded, before its cursor."""
+        self._write_state(container, self._state(container, f"rows-{name}"),
+                          serialize_record({"version": 1, "rows": rows}))
+
+    def read_strays(self, container: str, name: str) -> list[str]:
+        """Ids destination ``name`` holds that the store never had (``_state/<container>/strays-<name>.json``):
+        candidates the next full offload confirms with Knack like its own. Empty when none."""
+        body = self._read_state(self._state(container, f"strays-{name}"))
+        try:
+            return [str(i) for i in json.loads(body)["ids"]] if body else []
+        except (ValueError, KeyError, TypeError):
+            return []
+
+    def write_strays(self, container: str, name: str, ids: Iterable[str]) -> None:
+        """Fenced: see ``_write_state``."""
+        self._write_state(container, self._state(container, f"strays-{name}"),
+                          serialize_record({"version": 1, "ids": sorted(ids)}))
+
     def read_complete_listing(self, container: str) -> dict[str, Any] | None:
         """The mark a full offload leaves when Knack's listing was whole and every delete was confirmed:
         only then may a destination delete rows the store lacks. None before the first such run."""

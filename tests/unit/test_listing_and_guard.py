@@ -58,3 +58,24 @@ def test_the_guard_allows_a_few_and_refuses_a_mass_delete() -> None:
     assert message.startswith("demo/object_1 in the store: 2993 of 3000 records would be deleted")
     assert "nothing was deleted" in message and "--allow-mass-delete" in message
     assert DeleteGuard(override=True).refusal(2993, 3000, "x") is None
+
+
+def test_a_record_created_while_the_pages_were_read_makes_the_listing_doubtful() -> None:
+    from datetime import UTC, datetime
+
+    from tasks.domain.listing import changed_during
+
+    whole = listing(100, [100, 100, 100], 300)
+    whole.stamped_during = ["edited", "created"]
+    assert whole.problems(known={"edited"}) == [
+        "records were created while the pages were read (created): with a delete, a create can shift another "
+        "record past a page boundary unseen"]
+    assert whole.problems() != [] and not whole.consistent  # without the store's ids every stamp counts
+    whole.stamped_during = ["edited"]
+    assert whole.problems(known={"edited"}) == []  # an edit of a known record shifts nothing
+    whole.stamped_more = True  # the closing check saw only records stamped during the fetch: more may be
+    assert whole.problems(known={"edited"}) != []
+    began = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
+    assert changed_during(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), began)  # stamped to the minute
+    assert not changed_during(datetime(2026, 3, 1, 11, 59, tzinfo=UTC), began)
+    assert not changed_during(None, began)
