@@ -180,14 +180,17 @@ def acquire(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: str
     acquired = wall().isoformat()
     watched: str | None = None   # the version being watched
     since = 0.0                  # time.monotonic() when it was first seen
+    absent = True  # no lock seen in place: try to create it (one PUT in the common case)
     while True:
-        current, seen = storage.get_versioned(key)
-        if current is None or seen is None:
+        if absent:
             sent = time.monotonic()
             etag = storage.put_if(key, lock_body(owner, acquired, wall(), ttl), if_none_match=True)
             if etag is not None:
                 return Held(storage, key, owner, ttl, what, etag, sent, acquired, wall)
-            continue  # another run created it first: look at theirs
+        current, seen = storage.get_versioned(key)
+        absent = current is None or seen is None
+        if absent:
+            continue  # released in between: try to create it again
         doc = _parse(current)
         life = declared_life(doc, ttl)
         if seen != watched:
