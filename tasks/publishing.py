@@ -120,11 +120,12 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
         names = destination_names(schema, cfg.socrata_field_map)
         manifest = store.load_manifest(cfg.key)
         received = store.read_received(cfg.key, destination)
-        rows = store.read_row_digests(cfg.key, destination)
         plan = plan_publish(manifest, store.read_cursor(cfg.key, destination), destination, full=full,
                             since=since, columns=names, received=received, republish=republish)
         notes = store.read_suspects(cfg.key, destination)
         plan = with_suspects(plan, manifest, {rid for ids in notes.values() for rid in ids})
+        # the digests of the rows last sent: read only by a run that sends or audits something
+        rows = store.read_row_digests(cfg.key, destination) if plan.full or plan.changed or plan.deleted else {}
         if plan.suspect:
             get_run_logger().warning("%s/%s → %s: %d records are sent again: a run that lost its lock may have "
                                      "sent them after another run took over", app, cfg.key, destination,
