@@ -52,7 +52,7 @@ def check_quota_plan(config: Config, env: str, apps: list[str], jobs: list[tuple
                              description="Knack requests a day, projected from the schedules and the store")
     reason = refusal(plans)
     if reason:
-        raise KnackServicesError(f"sync-app refused, no run started: {reason} (README.md, \"Knack quota plan\")")
+        raise KnackServicesError(f"sync-app refused, no run started: {reason} (docs/guide.md, \"Knack quota plan\")")
     get_run_logger().info("Knack quota plan: %s", "; ".join(
         f"{p.account} {p.requests:,} of {p.daily_quota:,} a day (floor {p.quota_floor:,})" for p in plans))
 

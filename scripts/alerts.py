@@ -137,7 +137,7 @@ def block_id(client: Any, slug_and_name: str) -> Any:
         return client.read_block_document_by_name(name=name, block_type_slug=slug).id
     except ObjectNotFound:
         raise ConfigError(f"alert_block {slug_and_name!r}: no such Prefect block; create the notification block "
-                          f"{name!r} of type {slug!r} first (README, 'Alerts')") from None
+                          f"{name!r} of type {slug!r} first (docs/guide.md, 'Alerts as code')") from None
 
 
 def _same(installed: Any, wanted: Any) -> bool:

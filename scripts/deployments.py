@@ -30,7 +30,7 @@ PREFECT_YAML = ROOT / "prefect.yaml"
 HEADER = """\
 # Deployments of knack-services. GENERATED from config/knack-services.yaml by
 #   python scripts/deployments.py        (tests/unit/test_prefect_yaml.py fails when they disagree)
-# Deploy from the repo root (README.md, "Operator's guide"):
+# Deploy from the repo root (docs/guide.md, "Operator's guide"):
 #   IMAGE=<registry>/knack-services PROJECT_DIR=/app prefect --no-prompt deploy --all
 # One image build and one push per deploy, tagged with the commit; every deployment runs that tag.
 name: knack-services
@@ -70,7 +70,7 @@ deployments:
 
 
 # The docker job: removed when it ends; at most MEM_LIMIT of memory (no swap beyond it): the measured peak
-# RSS of a 50,000-record full sync with the analytics table on is 1,197 MB (README, "Benchmark"), plus 50%.
+# RSS of a 50,000-record full sync with the analytics table on is 1,197 MB (docs/benchmark.md), plus 50%.
 MEM_LIMIT = "1800m"
 
 POOL = """\

@@ -33,7 +33,7 @@ SAME_NAME = ("description", "scene_id", "modified_date_field_id", "location_fiel
              "service_id", "layer_id", "upsert_matching_field")
 RENAMED = {"item_type": "agol_kind"}
 
-# The seed's environment variables (one set per job) and where they go here (README, "Moving over from the seed")
+# The seed's environment variables (one set per job) and where they go here (docs/guide.md, "Moving over from the seed")
 SEED_ENV = {"APP_ID": "KNACK_APP_ID", "API_KEY": "KNACK_API_KEY", "SOCRATA_USERNAME": "SOCRATA_USERNAME",
             "SOCRATA_PASSWORD": "SOCRATA_PASSWORD", "AGOL_USERNAME": "AGOL_USERNAME",
             "AGOL_PASSWORD": "AGOL_PASSWORD", "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
@@ -117,8 +117,8 @@ def validate(apps: dict[str, Any], source: str) -> list[Refusal]:
 
 def render(apps: dict[str, Any], source: str) -> str:
     header = (f"# knack-services container config, imported from the seed's {source} by\n"
-              "#   python scripts/import_seed_config.py (README, \"Moving over from the seed\")\n"
-              "# Validated at load (tasks/domain/config.py); the README's \"Configuration\" section explains every key.\n")
+              "#   python scripts/import_seed_config.py (docs/guide.md, \"Moving over from the seed\")\n"
+              "# Validated at load (tasks/domain/config.py); docs/guide.md's \"Configuration\" section explains every key.\n")
     doc = {"bucket": "atd-knack-services", "store": "s3", "apps": apps}
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 

@@ -3,7 +3,7 @@
 Projects each Knack account's daily requests from the ``sync`` deployments' schedules (prefect.yaml, or
 with ``--from-api`` the deployments saved on the Prefect server) and each container's record count in
 the store, against the apps' ``daily_quota`` less their ``quota_floor``; names the containers to slow
-down. Exits 1 when an account breaks its floor (README.md, "Knack quota plan").
+down. Exits 1 when an account breaks its floor (docs/guide.md, "Knack quota plan").
 """
 
 from __future__ import annotations

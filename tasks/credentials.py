@@ -70,7 +70,7 @@ def from_env(source: BlockSource[B]) -> B:
         wanted = ", ".join(source.env_map[f] for f in source.required)
         raise CredentialsError(
             f"no {source.cls.__name__} block named {source.name!r}, and the environment lacks "
-            f"{', '.join(missing)}: create the block (see README, 'Credentials') or set {wanted}"
+            f"{', '.join(missing)}: create the block (see docs/guide.md, 'Credentials') or set {wanted}"
         )
     return source.cls(**values)
 

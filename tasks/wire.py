@@ -13,7 +13,7 @@ policy, ``tasks/retry.py``); boto3 sees a dropped connection and retries it unde
 How a request's connections are known: urllib3's connection pool (which requests and botocore both
 use) is hooked once, process-wide, so a connection taken for a request made inside a guarded call
 is tied to that call's deadline, and untied when it goes back to the pool. Outside a guarded call
-the hook does nothing. A fast request costs a few microseconds more (README, "Request deadlines").
+the hook does nothing. A fast request costs a few microseconds more (docs/guide.md, "Request deadlines").
 """
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ class Settings(BaseModel):
     table_compact_every: int = Field(default=24, ge=0, le=10_000)
     table_retention_hours: int = Field(default=168, ge=0, le=24 * 365)
     table_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
-    # Listings, delete confirmation and the drift audit (README: "Look-ups within the quota")
+    # Listings, delete confirmation and the drift audit (docs/guide.md: "Look-ups within the quota")
     delete_lookups_per_run: int = Field(
         default=DELETE_LOOKUPS_PER_RUN, ge=0, le=100_000,
         description="single-record look-ups one full run may spend confirming delete candidates; beyond "
