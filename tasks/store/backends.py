@@ -67,6 +67,8 @@ class S3Storage:
         hint = " (does the bucket exist?)" if code == "NoSuchBucket" else ""
         if (seconds := last_deadline_passed()) is not None:
             hint += f" (no whole reply within the request deadline of {seconds:.3g} s)"
+        if getattr(exc, "response", None) is None:  # no reply at all: a connection refused, dropped or cut
+            return StoreError(f"cannot reach the S3 endpoint: {action} {self.description}/{key} failed: {code}{hint}")
         return StoreError(f"{action} {self.description}/{key} failed: {code}{hint}")
 
     def check(self) -> None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 from tasks.domain.batching import chunked
-from tasks.domain.errors import StoreError
+from tasks.domain.errors import LockLost, StoreError
 from tasks.domain.layout import (
     Manifest,
     container_prefix,
@@ -306,7 +306,8 @@ class RecordStore:
                         stats.written += 1
                     else:
                         stats.repaired += 1
-                failure = failure or error
+                if failure is None or (isinstance(failure, LockLost) and error is not None):
+                    failure = error or failure  # the cause (an endpoint lost) over the lock it then lost
             if failure is not None:
                 raise failure
 
