@@ -162,7 +162,7 @@ class Destination(Protocol):
     def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None: ...
     # the counts of the run's last log line
     def outcome(self, result: PublishResult, cursor: int) -> str: ...
-    # the drift audit, where the destination can read its rows back (Socrata, ArcGIS):
+    # the drift audit, where the destination can read its rows back (Socrata, ArcGIS, the table):
     # ``digest(payload)``, a sent row's digest; ``held_rows()``, id → digest of every row it holds
 
 

@@ -11,12 +11,18 @@ Knack field type so that DuckDB, Polars, pandas, Spark and Athena read real type
 
 Plus ``id`` (the Knack record id, the merge key), ``_knack_modified`` (the record's modified instant)
 and ``_synced_at`` (when the run that wrote the row started).
+
+``table_row_digest`` is the drift audit's digest of a row: the same for the row a run writes and the row
+read back from the table, ``_synced_at`` left out (it changes every run).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -29,6 +35,7 @@ ID_COLUMN = "id"
 MODIFIED_COLUMN = "_knack_modified"
 SYNCED_COLUMN = "_synced_at"
 SYSTEM_COLUMNS = (ID_COLUMN, MODIFIED_COLUMN, SYNCED_COLUMN)
+PER_RUN_COLUMNS = frozenset({SYNCED_COLUMN})  # set by every run whatever the record: not in a row's digest
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ADDRESS = pa.struct([("text", pa.string()), ("latitude", pa.float64()), ("longitude", pa.float64())])
@@ -125,3 +132,34 @@ def schema_drift(stored: Mapping[str, str] | None, wanted: Mapping[str, str]) ->
         elif wanted[name] != kind:
             drift.append(f"{name} ({kind} → {wanted[name]})")
     return drift
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def canonical_table_value(value: Any) -> Any:
+    """A typed table value (as ``to_table_row`` gives it, or as pyarrow reads it back) in one JSON form:
+    timestamps as epoch microseconds (a naive one taken as UTC), numbers as floats (not-a-number and the
+    infinities as text), booleans, text as it is, lists item by item, structs field by field."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else repr(number)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return (moment - _EPOCH) // _MICROSECOND
+    if isinstance(value, Mapping):
+        return {str(k): canonical_table_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical_table_value(v) for v in value]
+    raise TypeError(f"no canonical form for a table value of type {type(value).__name__}")
+
+
+def table_row_digest(row: Mapping[str, Any]) -> str:
+    """The digest of a table row: its non-null columns but the per-run ones, in canonical form."""
+    body = {name: canonical_table_value(value) for name, value in row.items()
+            if value is not None and name not in PER_RUN_COLUMNS}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -88,6 +88,15 @@ def table_ids(table: DeltaTable | None) -> set[str]:
     return set(table.to_pyarrow_table(columns=[ID_COLUMN]).column(ID_COLUMN).to_pylist())
 
 
+def table_rows(table: DeltaTable, columns: Iterable[str], batch: int) -> Iterator[list[dict[str, Any]]]:
+    """The table's rows (only ``columns``, those it has), ``batch`` rows at a time, streamed from its files."""
+    held = set(pa.schema(table.schema().to_arrow()).names)
+    wanted = [name for name in columns if name in held]
+    for part in table.to_pyarrow_dataset().to_batches(columns=wanted, batch_size=batch):
+        if part.num_rows:
+            yield part.to_pylist()
+
+
 def stream(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatchReader:
     """Batches as one stream: delta-rs writes it in one commit without holding it whole."""
     return pa.RecordBatchReader.from_batches(schema, batches)

@@ -3,7 +3,8 @@
 ``AnalyticsTable`` is the table side of the one publish driver (``tasks/publishing.py``), so the table
 has its own lock and cursor (``table``), publishes only confirmed deletes and keeps its cursor when a
 write fails. Rows are typed by ``tasks/domain/table.py`` and written by ``tasks/table/client.py``: one
-merge commit per run, streamed in batches of ``table_batch_rows``.
+merge commit per run, streamed in batches of ``table_batch_rows``. A full run reads the table back
+(``held_rows``) for the drift audit, so a row edited there by hand is merged again.
 """
 
 from __future__ import annotations
@@ -108,6 +109,21 @@ class AnalyticsTable:
 
     def ids(self) -> set[str]:
         return self.delta.table_ids(self.table)
+
+    def digest(self, payload: dict[str, Any]) -> str:
+        from tasks.domain.table import table_row_digest
+
+        return table_row_digest(payload)
+
+    def held_rows(self) -> dict[str, str]:
+        """Record id → digest of every row the table holds, read in batches of the run's columns."""
+        from tasks.domain.table import ID_COLUMN, PER_RUN_COLUMNS, table_row_digest
+
+        if self.table is None:
+            return {}
+        columns = [name for name in self.schema.names if name not in PER_RUN_COLUMNS]
+        return {row[ID_COLUMN]: table_row_digest(row)
+                for rows in self.delta.table_rows(self.table, columns, self.batch_size) for row in rows}
 
     def delete(self, ids: list[str]) -> dict[str, int]:
         deleted = 0

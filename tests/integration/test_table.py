@@ -4,7 +4,8 @@ Promise: after a full sync the table's rows are Knack's records with real types;
 rewrites exactly the edited rows; deletes reach the table only once confirmed (a full refresh); a field
 added in Knack adds a column and a renamed one rewrites the table under the new names; two writers
 racing for a commit both land; a table that cannot be written never holds back the store or the other
-destinations (and its cursor stays).
+destinations (and its cursor stays). The nightly full run reads the table back (drift audit): after no
+change it merges nothing; a row edited or deleted there by hand is merged again, and only that row.
 """
 
 from __future__ import annotations
@@ -253,6 +254,44 @@ def test_compaction_and_vacuum_every_n_commits(rig: Rig) -> None:
     on_disk = {name for name in data_files(rig)}
     assert on_disk == active  # vacuumed: no file that no version reads (retention 0 here)
     assert sorted(rows(rig)) == rig.knack_ids("object_1")
+
+
+def test_a_no_change_full_run_reads_the_table_back_and_merges_nothing(rig: Rig) -> None:
+    rig.ok()
+    version = table(rig).version()
+    result = rig.ok(full=True)["published"]["table"]
+    assert (result["held"], result["differed"], result["missing"], result["upserted"]) == (RECORDS, 0, 0, 0)
+    assert table(rig).version() == version  # no commit
+
+
+def test_rows_edited_or_deleted_by_hand_in_the_table_are_merged_again(rig: Rig) -> None:
+    rig.ok()
+    before = rows(rig)
+    ids = sorted(before)
+    edited, removed = ids[3], ids[4]
+    found = table(rig)
+    found.update(predicate=f"id = '{edited}'", new_values={"location_name": "Edited By Hand", "lane_count": 99.5})
+    found.delete(f"id = '{removed}'")
+    assert rows(rig)[edited]["location_name"] == "Edited By Hand" and removed not in rows(rig)
+
+    assert rig.ok()["published"]["table"]["upserted"] == 0  # an incremental run knows nothing of it
+    result = rig.ok(full=True)["published"]["table"]
+    assert (result["differed"], result["missing"], result["upserted"]) == (1, 1, 2), result
+    metrics = last_commit(rig)["operationMetrics"]
+    assert (metrics["num_source_rows"], metrics["num_target_rows_updated"],
+            metrics["num_target_rows_inserted"]) == (2, 1, 1)
+    after = rows(rig)
+    assert sorted(after) == ids
+    for rid in ids:
+        if rid in (edited, removed):
+            assert {**after[rid], "_synced_at": None} == {**before[rid], "_synced_at": None}, rid
+            assert after[rid]["_synced_at"] > before[rid]["_synced_at"]
+        else:
+            assert after[rid] == before[rid], f"row {rid} was written again"
+    version = table(rig).version()
+    again = rig.ok(full=True)["published"]["table"]  # repaired: the next audit finds nothing
+    assert (again["differed"], again["missing"], again["upserted"]) == (0, 0, 0)
+    assert table(rig).version() == version
 
 
 def test_racing_writers_both_commit(rig: Rig) -> None:

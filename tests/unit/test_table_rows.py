@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from emulators.knack.generator import generate_app
@@ -18,8 +19,10 @@ from tasks.domain.table import (
     ADDRESS,
     LIST,
     TIMESTAMP,
+    canonical_table_value,
     column_type,
     schema_drift,
+    table_row_digest,
     table_schema,
     to_table_row,
     to_table_value,
@@ -126,6 +129,68 @@ def test_the_real_knackpy_app_every_field_type() -> None:
     assert first["address_lat_lon"] == {"text": "Bauchi, Nigeria", "latitude": 10.0, "longitude": 10.0}
     assert first["date_time_w_time_default_current"] == datetime(2018, 7, 3, 15, 26, tzinfo=UTC)  # 10:26 CDT
     assert first["_knack_modified"] == datetime(2019, 9, 13, 7, 43, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), (True, True), (False, False), ("12.50 ", "12.50 "),  # text stays as it is
+    (8, 8.0), (139809.93, 139809.93), (float("nan"), "nan"), (float("-inf"), "-inf"),
+    (datetime(2019, 1, 7, 15, 26, tzinfo=UTC), 1546874760000000),
+    (datetime(2019, 1, 7, 9, 26, tzinfo=CHICAGO), 1546874760000000),  # the same instant in another zone
+    (datetime(2019, 1, 7, 15, 26, 0, 5), 1546874760000005),  # naive: UTC
+    (["East", "West"], ["East", "West"]), ([], []),
+    ({"text": "Austin, TX", "latitude": 30.16, "longitude": None},
+     {"text": "Austin, TX", "latitude": 30.16, "longitude": None}),
+])
+def test_table_values_take_one_canonical_form(value: Any, expected: Any) -> None:
+    assert canonical_table_value(value) == expected
+
+
+def test_a_value_of_no_table_type_is_refused() -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        canonical_table_value(b"raw")
+
+
+def read_back(rows: list[dict[str, Any]], schema: pa.Schema) -> list[dict[str, Any]]:
+    """Rows written to Parquet with the table's schema and read back by pyarrow, as the table holds them."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
+    return pq.read_table(pa.BufferReader(sink.getvalue())).to_pylist()
+
+
+def test_a_row_and_the_same_row_read_back_share_a_digest_every_column_type() -> None:
+    metadata = json.loads((KNACKPY_TEST_APP / "metadata.json").read_text())
+    records = json.loads((KNACKPY_TEST_APP / "records-object_3.json").read_text())["records"]
+    schema = container_schema(metadata, "object_3")
+    names = destination_names(schema)
+    arrow = table_schema(schema, names)
+    kinds = {str(f.type) for f in arrow}
+    assert {"string", "double", "bool", str(TIMESTAMP), str(LIST), str(ADDRESS)} <= kinds
+    rows = [to_table_row(r["id"], format_record(r, schema), names, arrow, modified_field="field_37",
+                         synced_at=SYNCED) for r in records]
+    held = read_back(rows, arrow)
+    assert [table_row_digest(r) for r in rows] == [table_row_digest(r) for r in held]
+    assert len({table_row_digest(r) for r in rows}) == len(rows)
+    later = read_back([{**r, "_synced_at": datetime(2025, 1, 1, tzinfo=UTC)} for r in rows], arrow)
+    assert [table_row_digest(r) for r in later] == [table_row_digest(r) for r in rows]  # per run: left out
+
+
+@pytest.mark.parametrize(("column", "edit"), [
+    ("number", 101.0), ("yes_no", False), ("multiple_choice", ["Extra Cheese", "Olives"]), ("multiple_choice", []),
+    ("address_lat_lon", {"text": "Bauchi, Nigeria", "latitude": 10.0, "longitude": 10.5}),
+    ("date_time_w_time_default_current", datetime(2018, 7, 3, 15, 26, 0, 1, tzinfo=UTC)),
+    ("_knack_modified", datetime(2020, 1, 1, tzinfo=UTC)), ("short_text", "edited"), ("short_text", None),
+])
+def test_an_edit_of_any_column_changes_the_digest(column: str, edit: Any) -> None:
+    metadata = json.loads((KNACKPY_TEST_APP / "metadata.json").read_text())
+    record = json.loads((KNACKPY_TEST_APP / "records-object_3.json").read_text())["records"][0]
+    schema = container_schema(metadata, "object_3")
+    names = destination_names(schema)
+    arrow = table_schema(schema, names)
+    row = to_table_row(record["id"], format_record(record, schema), names, arrow, modified_field="field_37",
+                       synced_at=SYNCED)
+    assert row[column] is not None and row[column] != edit
+    (held,) = read_back([{**row, column: edit}], arrow)
+    assert table_row_digest(held) != table_row_digest(row)
 
 
 def test_a_field_taking_a_system_column_is_refused() -> None:
