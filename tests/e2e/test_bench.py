@@ -31,13 +31,14 @@ def test_bench_run_counts(tmp_path: Path) -> None:
 
     full, inc, rec = (result["phases"][name] for name in ("full", "incremental", "reconcile"))
     assert full["records_written"] == full["s3"]["record_puts"] == RECORDS
-    assert full["knack"]["requests"] == 2 + 1  # two pages of 1,000 rows and the cold metadata request
+    # two pages of 1,000 rows, the closing check of a listing of several pages, the cold metadata request
+    assert full["knack"]["requests"] == 2 + 1 + 1
     assert full["socrata"]["rows_sent"] == full["arcgis"]["features_sent"] == RECORDS
     assert inc["knack"]["requests"] == 1 and inc["metadata_cache"] == "warm"
     assert [inc["s3"]["record_puts"], inc["socrata"]["rows_sent"], inc["arcgis"]["features_sent"]] == [CHANGED] * 3
     assert rec["records_deleted"] == DELETED and rec["s3"]["record_puts"] == 0
     assert rec["delete_lookups"] == DELETED + 1  # each deleted record, and one listed record as a control
-    assert rec["knack"]["requests"] == 2 + DELETED + 1
+    assert rec["knack"]["requests"] == 2 + 1 + DELETED + 1  # pages, closing check, look-ups
     assert rec["socrata"]["deleted_rows_sent"] == DELETED
     # the reconcile sends only what the destinations lack: the edits went hourly, so no row and no feature
     assert rec["socrata"]["rows_sent"] == rec["arcgis"]["features_sent"] == 0
@@ -68,7 +69,8 @@ def test_bench_paths_side_by_side(tmp_path: Path) -> None:
     assert "| prefect | two together | 1,000 + 1,000 |" in done.stderr
     for path in ("ephemeral", "prefect"):
         one, two = result["paths"][path]["one"], result["paths"][path]["two"]
-        assert one["page_requests"] == 2 and one["knack_requests"] == 3  # two pages and the cold metadata
+        # two pages, the closing check of a listing of several pages, and the cold metadata
+        assert one["page_requests"] == 2 + 1 and one["knack_requests"] == 4
         assert two["page_requests"] == 2 and two["records_per_run"] == [1000, 1000]
         assert one["t_star_over_t"] is not None and two["t_star_over_t"] is not None  # T* is 0 at no latency
     assert result["paths"]["ephemeral"]["one"]["prefect_api_calls_for_rate_limit"] == 0
