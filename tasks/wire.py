@@ -225,13 +225,11 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
 
     def send_fenced(request: Any, **kwargs: Any) -> Any:
         """No request starts once the run's lock is lost; a write that ends after the lease is counted."""
-        current = fence.check()
-        try:
+        if (request.method or "GET").upper() in ("GET", "HEAD"):
+            fence.check()
             return send_in_time(request, **kwargs)
-        finally:
-            if current is not None and (request.method or "GET").upper() not in ("GET", "HEAD") \
-                    and current.lapsed():
-                current.note_late()
+        with fence.write():
+            return send_in_time(request, **kwargs)
 
     def send_in_time(request: Any, **kwargs: Any) -> Any:
         method = (request.method or "GET").upper()

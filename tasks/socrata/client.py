@@ -129,22 +129,12 @@ def _check_gone(client: Any, resource_id: str, ids: Sequence[str], **retry: Any)
 def list_row_ids(client: Any, resource_id: str, id_field: str = ID_COLUMN, *, page_size: int = 10000,
                  **retry: Any) -> set[str]:
     """Every row id in the dataset, paged in id order (an unordered page could skip or repeat rows)."""
-    ids: set[str] = set()
-    offset = 0
-    while True:
-        try:
-            page = call_socrata(partial(client.get, resource_id, select=id_field, order=id_field,
-                                        limit=page_size, offset=offset), **retry)
-        except (HTTPError, OSError) as exc:
-            raise _failure(resource_id, f"listing row ids at offset {offset}", exc) from None
-        ids.update(str(row[id_field]) for row in page if id_field in row)
-        if len(page) < page_size:
-            return ids
-        offset += page_size
+    return {str(row[id_field]) for row in list_rows(client, resource_id, (), id_field, page_size=page_size,
+                                                    what="listing row ids", **retry)}
 
 
 def list_rows(client: Any, resource_id: str, columns: Sequence[str], id_field: str = ID_COLUMN, *,
-              page_size: int = 10000, **retry: Any) -> Iterator[dict[str, Any]]:
+              page_size: int = 10000, what: str = "reading rows", **retry: Any) -> Iterator[dict[str, Any]]:
     """Every row of the dataset with ``columns`` (the id first), paged in id order: the drift audit's read."""
     select = ",".join(dict.fromkeys([id_field, *columns]))
     offset = 0
@@ -153,7 +143,7 @@ def list_rows(client: Any, resource_id: str, columns: Sequence[str], id_field: s
             page = call_socrata(partial(client.get, resource_id, select=select, order=id_field,
                                         limit=page_size, offset=offset), **retry)
         except (HTTPError, OSError) as exc:
-            raise _failure(resource_id, f"reading rows at offset {offset}", exc) from None
+            raise _failure(resource_id, f"{what} at offset {offset}", exc) from None
         yield from (row for row in page if id_field in row)
         if len(page) < page_size:
             return
