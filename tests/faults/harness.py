@@ -229,16 +229,22 @@ def error_of(state: Any) -> str:
 
 
 def read_artifacts(since: datetime | None = None) -> str:
-    """Every artifact's data and description (those made from ``since`` on, when given), as one text."""
+    """Every artifact's data and description (those made or updated from ``since`` on, when given), as
+    one text. Read newest first and stopped at the first one older than ``since``, so a sweep costs what
+    its own test made, not the whole session's artifacts."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import ArtifactSort
 
     texts: list[str] = []
     with get_client(sync_client=True) as client:
         offset = 0
         while True:
-            page = client.read_artifacts(limit=200, offset=offset)
-            texts += [f"{a.key} {a.description} {a.data}" for a in page
-                      if since is None or a.created is None or a.created >= since]
+            page = client.read_artifacts(limit=200, offset=offset, sort=ArtifactSort.UPDATED_DESC)
+            for a in page:
+                stamp = a.updated or a.created
+                if since is not None and stamp is not None and stamp < since:
+                    return "\n".join(texts)
+                texts.append(f"{a.key} {a.description} {a.data}")
             if len(page) < 200:
                 return "\n".join(texts)
             offset += 200
