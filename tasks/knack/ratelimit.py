@@ -125,7 +125,7 @@ TAKEN, REFUSED, MISSING, MISFIT = TakeOutcome.TAKEN, TakeOutcome.REFUSED, TakeOu
 class LimitApi(Protocol):
     """The two Prefect API operations the batched limiter needs (a fake stands in for it in unit tests)."""
 
-    def take(self, name: str, slots: int) -> tuple[TakeOutcome, int]:
+    def take(self, name: str, slots: int) -> tuple[str, int]:
         """Take ``slots`` of the rate limit ``name`` in one call: ``(TAKEN, calls)`` when granted,
         ``(REFUSED, calls)`` when the limit is full now, ``(MISSING, calls)`` when no such limit exists,
         ``(MISFIT, calls)`` when it exists with another size or without decay."""
@@ -158,7 +158,7 @@ class PrefectLimitApi:
                 self._client.__enter__()
             return self._client
 
-    def take(self, name: str, slots: int) -> tuple[TakeOutcome, int]:
+    def take(self, name: str, slots: int) -> tuple[str, int]:
         import httpx
 
         client = self._get_client()
