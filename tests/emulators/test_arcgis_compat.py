@@ -44,4 +44,4 @@ def test_a_configured_session_is_guarded(fresh_gis: Any) -> None:
     gis = configure_session(fresh_gis, what="ArcGIS item x")
     inner = gis._con._session._session
     assert isinstance(inner, requests.Session) and getattr(inner, "_wire_guarded", False)
-    assert inner._wire_what == "ArcGIS item x"
+    assert getattr(inner, "_wire_what", None) == "ArcGIS item x"
