@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying
 
+from tasks.agol import compat
 from tasks.domain.agol import MATCH_FIELD, LayerInfo, edit_failures, refusal
 from tasks.domain.batching import chunked
 from tasks.domain.deadlines import RequestDeadlines, default_deadlines
@@ -151,7 +152,7 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
 
     try:
         layer, props = retry_policy(service_id, f"opening layer {layer_id}", attempts, backoff)(describe)
-    except (AgolError, ConfigError):
+    except (AgolError, ConfigError, compat.ArcgisIncompatible):
         raise
     except Exception as exc:
         raise AgolError(f"ArcGIS item {service_id} layer {layer_id}: cannot open: {_first_line(exc)}") from None
@@ -168,23 +169,15 @@ def open_target(creds: Any, service_id: str, layer_id: int, kind: str, *, match_
 def configure_session(gis: Any, timeout: float = REQUEST_TIMEOUT, *, deadlines: RequestDeadlines | None = None,
                       what: str = "ArcGIS") -> Any:
     """Bound every request of ``gis`` by ``timeout`` per read and by ``deadlines`` whole (``tasks/wire.py``),
-    and turn off the session's own urllib3 retries.
-
-    ``arcgis`` mounts an adapter that resends any request, POSTs included, on 500/502/503/504 and on
-    read errors, behind this module's back: an ``applyEdits`` that was applied but answered with a
-    5xx would be applied twice. Every retry goes through ``AgolTarget.call`` instead, whose edits
-    look up existing features first.
+    and turn off the session's own retries (every retry goes through ``AgolTarget.call`` instead, whose
+    edits look up existing features first). Each of these reaches into the client's private internals:
+    ``tasks/agol/compat.py`` does it, checking the arcgis version and each attribute first.
     """
-    from urllib3.util import Retry
-
-    con = gis._con
-    con._timeout = timeout
-    session = con._session
-    session._retry = Retry(total=0, connect=0, read=0, status=0, other=0, redirect=False,
-                           status_forcelist=(), raise_on_status=False)
-    session._rebuild_adapter()
+    compat.check_version()
+    compat.set_request_timeout(gis, timeout)
+    compat.turn_off_session_retries(gis)
     # each request whole within its deadline, and cut to the publish's time left (tasks/deadline.py)
-    guard_session(session._session, deadlines or default_deadlines(), what)
+    guard_session(compat.requests_session(gis), deadlines or default_deadlines(), what)
     return gis
 
 

@@ -5,16 +5,8 @@ one-second window under the limit; with a Prefect API server, ``PrefectRateLimit
 Prefect global concurrency limit in batches, so runs on several workers share the same budget while
 the limiter spends one Prefect API call per batch, not one per Knack request.
 
-Why a batch keeps the app's limit across processes (``PrefectRateLimiter``): the global limit
-``knack-<app>`` has ``limit = B`` slots and decays at ``d = r / (1 + 2 margin)`` slots a second, and a
-process always takes all ``B`` slots at once. Taking ``B`` succeeds only when the decayed count is 0, so
-after a take sent at ``t`` nobody (this process included) takes again before ``t + B/d``. The taker hands
-its ``B`` grants out ``1/p`` apart (``p = r / (1 + margin)``), the first once the take is answered, and
-none later than ``t + B/d - 1/p``; a grant it could not hand out by then is dropped. So every grant of
-every process is at least ``1/p`` after the one before it, and any one-second window holds at most ``r``
-of them (``margin`` keeps that true when arrivals jitter by a few milliseconds; the window is longer
-than the ``B`` grants need by about ``B × margin / r``, room for the take's round trip). The Prefect server can only make the next take later than ``t + B/d`` (it rounds decay
-down, and a refused take restarts the decay clock), never earlier.
+The decisions of a take, and why a batch keeps the app's limit across processes, are in
+``tasks/domain/ratelimit.py``; this module does the I/O they ask for.
 """
 
 from __future__ import annotations
@@ -29,12 +21,27 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from tasks.domain.ratelimit import (
+    Answer,
+    Begin,
+    Configure,
+    Configured,
+    GiveUp,
+    LevelRead,
+    LimitShape,
+    Proceed,
+    Read,
+    Take,
+    TakeAnswered,
+    TakeOutcome,
+    TakerState,
+    Wait,
+    Waited,
+    decide,
+    throttle_step,
+)
+
 log = logging.getLogger(__name__)
-
-
-THROTTLE_STEP = 0.05  # how much further apart requests go after each 429 for rate (a fraction of 1/r)
-THROTTLE_MAX = 0.3    # at most this much further apart, however many 429s
-# 429s within one window of the last step are one episode (requests already on their way): one step
 
 
 class RateLimiter(Protocol):
@@ -51,13 +58,6 @@ class RateLimiter(Protocol):
 def _log_throttle(name: str, extra: float) -> None:
     log.warning("Knack answered 429 (rate) to %s: spacing its requests %d%% further apart from now on",
                 name, round(extra * 100))
-
-
-def _step(extra: float, last: float, now: float, window: float) -> float | None:
-    """The spacing's new extra margin after a 429 at ``now``, or None when it stays (capped, or the same episode)."""
-    if extra >= THROTTLE_MAX - 1e-9 or now < last + window:
-        return None
-    return min(extra + THROTTLE_STEP, THROTTLE_MAX)
 
 
 class LocalRateLimiter:
@@ -96,7 +96,7 @@ class LocalRateLimiter:
     def throttled(self) -> None:
         with self._lock:
             now = self._clock()
-            extra = _step(self._extra, self._throttled_at, now, self._window)
+            extra = throttle_step(self._extra, self._throttled_at, now, self._window)
             if extra is None:
                 return
             self._extra, self._throttled_at = extra, now
@@ -118,9 +118,8 @@ class LocalRateLimiter:
 
 # --- the global limit, through the Prefect API -------------------------------------------------------
 
-TAKEN, REFUSED, MISSING, MISFIT = "taken", "refused", "missing", "misfit"
-CONTENTION_MEMORY = 10  # windows: how long a refusal, or a read finding the limit held, keeps this process reading first
-STREAK = 0.05  # seconds: a take this soon after this process's own last window closed continues its streak
+# the outcomes of a take, as the Prefect API answers it (``LimitApi.take``)
+TAKEN, REFUSED, MISSING, MISFIT = TakeOutcome.TAKEN, TakeOutcome.REFUSED, TakeOutcome.MISSING, TakeOutcome.MISFIT
 
 
 class LimitApi(Protocol):
@@ -241,7 +240,7 @@ class PrefectRateLimiter:
     ``1/pace`` apart, within the batch's window (the module docstring has the argument). The limit is
     created or corrected when the first take finds it missing or of another size. The first take of a
     burst, and every take while other processes are taking too, is preceded by a read of the limit's
-    level, and a held limit is waited out rather than asked: see ``_take``. If the Prefect API fails,
+    level, and a held limit is waited out rather than asked (``tasks/domain/ratelimit.py``). If the Prefect API fails,
     requests fall back to a local limiter rather than failing the run.
     """
 
@@ -264,9 +263,9 @@ class PrefectRateLimiter:
         self._left = 0                      # grants left in the current batch
         self._deadline = -math.inf          # no grant of the current batch after this
         self._next = -math.inf              # the earliest next grant (pacing)
-        self._free_at = -math.inf           # the limit is surely free by then: our last take, or a holder read
+        self._shape = LimitShape(self.batch, self.decay)
+        self._taker = TakerState()          # what the takes so far learnt about the limit (decide's state)
         self._fallback: LocalRateLimiter | None = None
-        self._contended_until = -math.inf   # read before taking until then (another process is taking)
 
     def __repr__(self) -> str:
         return f"PrefectRateLimiter(name={self.name!r}, per_second={self.per_second}, batch={self.batch})"
@@ -311,7 +310,7 @@ class PrefectRateLimiter:
         with self._lock:
             self.stats.throttled += 1
             now = self._clock()
-            extra = _step(self._extra, self._throttled_at, now, self.window)
+            extra = throttle_step(self._extra, self._throttled_at, now, self.window)
             if extra is None:
                 return
             self._extra, self._throttled_at = extra, now
@@ -323,79 +322,56 @@ class PrefectRateLimiter:
             return self._left > 0 and max(self._clock(), self._next) <= self._deadline + 1e-9
 
     def _take(self) -> None:
-        """Take a batch (one API call when the limit is free); waits while another process holds it.
+        """Take a batch: do what ``tasks.domain.ratelimit.decide`` says until it proceeds or gives up.
 
-        Prefect's server restarts a rate limit's decay clock on every refused take without applying the
-        decay so far (``bulk_update_denied_slots`` bumps ``updated`` and leaves ``active_slots``), so each
-        refusal holds the limit a whole window longer, for everyone: the holder's next take is refused
-        too, and two processes asking in turn keep the limit shut between them. So a take reads the
-        limit's level first (a read changes nothing) and asks only once the read finds it free, unless it
-        continues this process's own streak (it comes as its last window closes, and no other process
-        was seen taking in the last ``CONTENTION_MEMORY`` windows): a burst costs one read, then one
-        call a batch, and refusals become rare races at the moment the limit frees.
+        Every Prefect API call is counted in ``stats``; an API failure falls back to a local limiter.
         """
-        configured, read = 0, True
+        answer: Answer = Begin()
         while True:
-            wait = self._free_at - self._clock()
-            if wait > 0:  # our own last batch, or a holder we read, still holds the limit
-                self._sleep(wait)
-            now = self._clock()
-            outcome = ""
-            if read and (now < self._contended_until or now > self._free_at + STREAK):
-                try:
-                    level, calls = self._api.level(self.name)
-                except Exception as exc:
-                    self._fall_back(exc)
+            decision, self._taker = decide(self._taker, self._shape, self._clock(), answer)
+            match decision:
+                case Proceed(first_grant=first_grant, window_ends=window_ends):
+                    with self._lock:
+                        self.stats.batches += 1
+                        self._left = self.batch
+                        self._deadline = window_ends - 1.0 / self.pace
+                        self._next = max(self._next, first_grant)
                     return
-                with self._lock:
-                    self.stats.api_calls += calls
-                    self.stats.reads += 1
-                if level:  # held: it frees about when its slots have decayed
-                    self._contended_until = self._clock() + CONTENTION_MEMORY * self.window
-                    self._free_at = self._clock() + (level + self._jitter()) / self.decay
-                    continue
-                if level is None:
-                    outcome = MISSING
-            read = True
-            received = sent = self._clock()
-            if not outcome:
-                try:
-                    outcome, calls = self._api.take(self.name, self.batch)
-                except Exception as exc:  # the API is down or broken: keep going, politely
-                    self._fall_back(exc)
+                case GiveUp(reason=reason):
+                    self._fall_back(RuntimeError(reason))
                     return
-                received = self._clock()
-                with self._lock:
-                    self.stats.api_calls += calls
-            if outcome == TAKEN:
-                with self._lock:
-                    self.stats.batches += 1
-                    self._left = self.batch
-                    self._deadline = sent + self.window - 1.0 / self.pace
-                    self._next = max(self._next, received)
-                    self._free_at = received + self.window + 0.01
-                return
-            if outcome == REFUSED:
-                with self._lock:
-                    self.stats.refused += 1
-                self._contended_until = received + CONTENTION_MEMORY * self.window
-                # this refusal put the holder's slots back: nobody takes before a window from now
-                self._free_at = received + self.window * (1.0 + 0.1 * self._jitter())
-                continue
-            if configured >= 2:  # still MISSING or MISFIT after configuring twice: something else changes it
-                self._fall_back(RuntimeError(f"the limit stays {outcome} after it was configured"))
-                return
-            try:
-                calls = self._api.configure(self.name, self.batch, self.decay, exists=outcome == MISFIT)
-            except Exception as exc:
-                self._fall_back(exc)
-                return
-            with self._lock:
-                self.stats.api_calls += calls
-            configured += 1
-            read = False  # just created or corrected: take it straight away
-            if outcome == MISFIT:  # a take that went through a limit of another size holds nothing we trust
-                self._free_at = received + self.window
+                case Wait(seconds=seconds):
+                    self._sleep(seconds)
+                    answer = Waited()
+                case Read() | Take() | Configure():
+                    try:
+                        answer = self._call(decision)
+                    except Exception as exc:  # the API is down or broken: keep going, politely
+                        self._fall_back(exc)
+                        return
+
+    def _call(self, decision: Read | Take | Configure) -> Answer:
+        """One Prefect API call, as ``decision`` asks, counted in ``stats``; its answer for ``decide``."""
+        match decision:
+            case Read():
+                level, calls = self._api.level(self.name)
+                self._count(calls, reads=1)
+                return LevelRead(level, self._jitter() if level else 0.0)
+            case Take():
+                said, calls = self._api.take(self.name, self.batch)
+                outcome = TakeOutcome(said)
+                refused = outcome is TakeOutcome.REFUSED
+                self._count(calls, refused=int(refused))
+                return TakeAnswered(outcome, self._jitter() if refused else 0.0)
+            case Configure(exists=exists):
+                self._count(self._api.configure(self.name, self.batch, self.decay, exists=exists))
+                return Configured()
+
+    def _count(self, calls: int, *, reads: int = 0, refused: int = 0) -> None:
+        with self._lock:
+            self.stats.api_calls += calls
+            self.stats.reads += reads
+            self.stats.refused += refused
 
     def _fall_back(self, exc: BaseException) -> None:
         log.warning("global rate limit %s unavailable (%s: %s); limiting this process only",
