@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from prefect import Flow
 from prefect.logging import get_run_logger
 
 from flows._cli import parser, run
@@ -38,7 +39,8 @@ def publish_from_store(publish: Publisher, app: str, container: str, env: str, s
         raise
 
 
-def container_main(flow_fn: Any, description: str, argv: list[str] | None, *, republish: bool = True) -> int:
+def container_main(flow_fn: Flow[..., Any], description: str, argv: list[str] | None, *,
+                   republish: bool = True) -> int:
     """``python flows/<flow>.py -a -c -e [-d] [--full] ...``: refuse config mistakes, then run the flow."""
     args = parser(description).parse_args(argv)
     try:

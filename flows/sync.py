@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
 
 from prefect import flow
 from prefect.logging import get_run_logger
+from prefect.states import State
 
 from flows._cli import LIMITS, parser, run
 from flows._events import emit_held_back, sync_run_name
@@ -38,6 +39,11 @@ from tasks.store.open import log_store_choice
 from tasks.store.shared_reads import sharing_reads
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol, "table": records_to_table}
+
+
+def _publish(name: str, **params: Any) -> State[PublishResult]:
+    """One destination's subflow; its final state is returned, not raised."""
+    return PUBLISHERS[name](**params, return_state=True)
 
 
 class PublishFailed(KnackServicesError):
@@ -89,7 +95,7 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
                          allow_mass_delete)
 
         # store → destinations: concurrent subflows, so one destination's outage never holds back the other
-        runs = {}  # the destinations read each stored record once between them
+        runs: dict[str, Future[State[PublishResult]]] = {}  # they read each stored record once between them
         with sharing_reads(env, app, container, targets), \
                 ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
             for name in targets:
@@ -97,9 +103,9 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
                 if full and not publish_full:
                     log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
                 # each thread runs in a copy of this context, so the subflow knows its parent flow run
-                runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
+                runs[name] = pool.submit(contextvars.copy_context().run, _publish, name, app=app,
                                          container=container, env=env, full=publish_full, config_path=config_path,
-                                         allow_mass_delete=allow_mass_delete, republish=republish, return_state=True)
+                                         allow_mass_delete=allow_mass_delete, republish=republish)
         states = {name: run.result() for name, run in runs.items()}
     published: dict[str, PublishResult | PublishFailure] = {
         name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import cast
 
 if __name__ == "__main__":  # config mistakes are refused before Prefect is imported
     from flows._refuse import refuse_early
@@ -21,6 +22,7 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -67,14 +69,18 @@ def sync_container(app: str, container: str, env: str, full: bool, config_path: 
 @task(name="run-container-deployment", cache_policy=NO_CACHE)
 def run_container_deployment(app: str, container: str, env: str, full: bool) -> str:
     """One container as a run of its own deployment, waited for."""
-    flow_run = run_deployment(name=deployment_name(app, container, env),
-                              parameters={"app": app, "container": container, "env": env, "full": full},
-                              timeout=None)
+    # called outside an event loop, Prefect's dual sync/async function returns the flow run itself
+    flow_run = cast(FlowRun, run_deployment(name=deployment_name(app, container, env),
+                                            parameters={"app": app, "container": container, "env": env,
+                                                        "full": full},
+                                            timeout=None))
     return flow_run.state.type.value if flow_run.state else "UNKNOWN"
 
 
 @flow(name="sync-app", timeout_seconds=LIMITS["sync-app"],
-      task_runner=ThreadPoolTaskRunner(max_workers=4))
+      # Prefect's TaskRunner is invariant in its future type, so its own thread pool runner does not match
+      # the parameter's declared TaskRunner[PrefectFuture[Any]]
+      task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def sync_app(env: Env, app: str | None = None, full: bool = False, via_deployments: bool = False,
              config_path: str | None = None) -> dict[str, str]:
     """Every configured container of ``app`` (every app when None); fails if any container failed, and

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
@@ -55,7 +55,8 @@ def agol_source(env: str) -> BlockSource[ArcGISCredentials]:
 def load_block(cls: type[B], name: str) -> B | None:
     """The saved block called ``name``, or None when there is none."""
     try:
-        return cls.load(name)
+        # called outside an event loop, Prefect's dual sync/async load returns the block itself
+        return cast(B, cls.load(name))
     except ValueError as exc:
         if isinstance(exc.__cause__, ObjectNotFound) or "Unable to find block document" in str(exc):
             return None

@@ -7,6 +7,7 @@ compare whole local days (§4). Everything that converts between those and true 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -169,7 +170,7 @@ def localize(wall: datetime, tz: tzinfo) -> datetime:
     return second if second.dst() == timedelta(0) and first.dst() != timedelta(0) else first
 
 
-def knack_instant(raw_date: dict[str, Any], tz: tzinfo) -> datetime:
+def knack_instant(raw_date: Mapping[str, Any], tz: tzinfo) -> datetime:
     """The true aware-UTC instant of a Knack date value (``field_N_raw``, or its ``to`` part).
 
     ValueError, quoting the value (cut short), when it is not one: no or a non-numeric

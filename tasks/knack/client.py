@@ -155,7 +155,7 @@ class KnackClient:
         """
         route = container_route(container_key, scene_id)
         rows = max(1, min(int(rows_per_page), MAX_ROWS_PER_PAGE))
-        base = {"rows_per_page": rows}
+        base: dict[str, int | str] = {"rows_per_page": rows}
         if filters:
             base["filters"] = json.dumps(filters, separators=(",", ":"))
         seen: set[str] = set()
@@ -216,7 +216,7 @@ class KnackClient:
         if since is None:
             yield from self.iter_pages(container_key, scene_id, None, rows_per_page, modified_field, zone)
             return
-        if not modified_field or tz is None:
+        if not modified_field or zone is None:
             raise KnackError("an incremental fetch needs the modified date field and the app timezone",
                              app=self.app_name, container=container_key)
         since = since if since.tzinfo else since.replace(tzinfo=UTC)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -50,8 +51,9 @@ class Progress:
     def __init__(self, name: str, client: KnackClient, log: Any) -> None:
         self.name, self.client, self.log = name, client, log
         self.last = time.monotonic()
-        self.artifact_id = create_progress_artifact(
-            progress=0.0, key=artifact_key("fetch", name), description=f"records of {name} fetched from Knack")
+        # called outside an event loop, Prefect's dual sync/async function returns the id itself
+        self.artifact_id = cast(UUID, create_progress_artifact(
+            progress=0.0, key=artifact_key("fetch", name), description=f"records of {name} fetched from Knack"))
 
     def update(self, stats: WriteStats) -> None:
         if time.monotonic() - self.last < PROGRESS_EVERY_S:
