@@ -13,6 +13,7 @@ from flows._cli import parser, run
 from flows._events import emit_held_back
 from flows._isolation import refuse_other_env
 from flows._refuse import check_args, refused
+from tasks.clock import utc_now
 from tasks.domain.config import load_container
 from tasks.domain.errors import ConfigError, DeletesHeldBack
 from tasks.domain.knack import parse_since
@@ -32,7 +33,7 @@ def publish_from_store(publish: Publisher, app: str, container: str, env: str, s
     config, _, cfg = load_container(app, container, env, config_path)
     log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
     try:
-        return publish(app, cfg, env, config.settings, full, parse_since(since) if since else None,
+        return publish(app, cfg, env, config.settings, full, parse_since(since, utc_now()) if since else None,
                        allow_mass_delete, republish)
     except DeletesHeldBack as exc:  # the destination's deletes held back: the alert says so
         emit_held_back(app, container, env, str(exc), destination=_destination(publish))

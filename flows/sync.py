@@ -28,6 +28,7 @@ from flows._refuse import check_args, refused
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from flows.records_to_table import records_to_table
+from tasks.clock import utc_now
 from tasks.domain.config import ContainerConfig, load_container
 from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
@@ -91,7 +92,7 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
 
     with remembering_metadata(env, app):  # the app's metadata read once by the run's steps
         # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
-        stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full,
+        stored = offload(app_cfg, cfg, env, config.settings, parse_since(since, utc_now()) if since else None, full,
                          allow_mass_delete)
 
         # store → destinations: concurrent subflows, so one destination's outage never holds back the other

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState
 
 from blocks.knack import KnackCredentials
+from tasks.clock import epoch_seconds
 from tasks.domain.deadlines import RequestDeadlines, default_deadlines
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
@@ -80,7 +81,7 @@ class KnackClient:
     def __init__(self, creds: KnackCredentials, app_name: str, *, limiter: RateLimiter, timeout: float = 30,
                  max_attempts: int = 8, workers: int | None = None, quota_floor: int = 0, backoff_initial: float = 0.5,
                  backoff_max: float = 30.0, min_rate_limit_wait: float = 1.0,
-                 clock: Callable[[], float] = time.time, deadlines: RequestDeadlines | None = None) -> None:
+                 clock: Callable[[], float] = epoch_seconds, deadlines: RequestDeadlines | None = None) -> None:
         self._creds = creds
         self.app_name = app_name
         self.limiter = limiter
