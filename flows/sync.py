@@ -29,6 +29,7 @@ from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from flows.records_to_table import records_to_table
 from tasks.clock import utc_now
+from tasks.credentials import remembering_s3_block
 from tasks.domain.config import ContainerConfig, load_container
 from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
@@ -87,10 +88,11 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
     refuse_other_env(env)  # before anything is read
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
-    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    targets = pick_destinations(cfg, destinations)
+    # the block s3-<env> and the app's metadata are read once by the run's steps (and its subflows)
+    with remembering_s3_block(env), remembering_metadata(env, app):
+        log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
+        targets = pick_destinations(cfg, destinations)
 
-    with remembering_metadata(env, app):  # the app's metadata read once by the run's steps
         # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
         stored = offload(app_cfg, cfg, env, config.settings, parse_since(since, utc_now()) if since else None, full,
                          allow_mass_delete)

@@ -32,6 +32,7 @@ from flows._isolation import refuse_other_env
 from flows._params import Env
 from flows._refuse import check_args, refused
 from flows.sync import sync
+from tasks.credentials import remembering_s3_block
 from tasks.domain.config import ENVS, Config, check_env, load_config
 from tasks.domain.errors import ConfigError, KnackServicesError
 from tasks.domain.quota import refusal, render
@@ -99,13 +100,14 @@ def sync_app(env: Env, app: str | None = None, full: bool = False, via_deploymen
     config = load_config(config_path)
     apps = [config.app(app)] if app else list(config.apps.values())
     jobs = [(a.name, key) for a in apps for key in a.containers]
-    check_quota_plan(config, env, [a.name for a in apps], jobs, full)
-    get_run_logger().info("syncing %d containers of %s", len(jobs), ", ".join(a.name for a in apps))
-    if via_deployments:
-        futures = {job: run_container_deployment.submit(job[0], job[1], env, full) for job in jobs}
-    else:
-        futures = {job: sync_container.submit(job[0], job[1], env, full, config_path) for job in jobs}
-    results = {f"{a}/{c}": fut.result() for (a, c), fut in futures.items()}
+    with remembering_s3_block(env):  # the block s3-<env> loaded once by the plan and every subflow
+        check_quota_plan(config, env, [a.name for a in apps], jobs, full)
+        get_run_logger().info("syncing %d containers of %s", len(jobs), ", ".join(a.name for a in apps))
+        if via_deployments:
+            futures = {job: run_container_deployment.submit(job[0], job[1], env, full) for job in jobs}
+        else:
+            futures = {job: sync_container.submit(job[0], job[1], env, full, config_path) for job in jobs}
+        results = {f"{a}/{c}": fut.result() for (a, c), fut in futures.items()}
     failed = [name for name, state in results.items() if state != "COMPLETED"]
     if failed:
         raise KnackServicesError(f"{len(failed)} of {len(results)} containers failed: {', '.join(failed)}")

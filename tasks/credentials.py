@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -212,6 +214,53 @@ def _find_credentials() -> str | None:
     return (getattr(found, "method", None) or "found") if found is not None else None
 
 
+class _RememberedBlock:
+    """The block ``s3-<env>`` as the first look in a run found it (None: there is none)."""
+
+    def __init__(self) -> None:
+        self.holders = 0
+        self.lock = threading.Lock()  # one load, however many of the run's threads ask at once
+        self.looked = False
+        self.block: Any = None
+
+
+_S3_BLOCKS: dict[str, _RememberedBlock] = {}
+_S3_BLOCKS_LOCK = threading.Lock()
+
+
+@contextmanager
+def remembering_s3_block(env: str) -> Iterator[None]:
+    """While this is open (a flow run), ``choose_store`` loads the block ``s3-<env>`` at most once, and
+    remembers its absence too. Runs that overlap in one process (a fan-out's subflows) share the first
+    look; when the last of them closes it is forgotten, so the next run sees a block saved, changed or
+    deleted in between. A failed load is not remembered: the next caller tries again."""
+    with _S3_BLOCKS_LOCK:
+        entry = _S3_BLOCKS.setdefault(env, _RememberedBlock())
+        entry.holders += 1
+    try:
+        yield
+    finally:
+        with _S3_BLOCKS_LOCK:
+            entry.holders -= 1
+            if entry.holders == 0:
+                del _S3_BLOCKS[env]
+
+
+def _s3_block(env: str) -> Any:
+    """The prefect-aws ``S3Bucket`` block ``s3-<env>``, or None; loaded once while a run remembers it."""
+    from prefect_aws import S3Bucket
+
+    with _S3_BLOCKS_LOCK:
+        entry = _S3_BLOCKS.get(env)
+    if entry is None:
+        return load_block(S3Bucket, f"s3-{env}")
+    with entry.lock:
+        if not entry.looked:
+            entry.block = load_block(S3Bucket, f"s3-{env}")
+            entry.looked = True
+        return entry.block
+
+
 def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
     """The store for ``env`` and why.
 
@@ -219,11 +268,9 @@ def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
     ``store: s3``, or ``auto`` when boto3's default chain finds credentials (environment, shared files,
     SSO, instance profile, ECS task role, IRSA), the config's bucket through that chain. ``auto`` with
     nothing found is the local folder in dev and an error in prod: prod never falls back to a folder
-    that dies with its container.
+    that dies with its container. Inside ``remembering_s3_block(env)`` the block is looked up once.
     """
-    from prefect_aws import S3Bucket
-
-    block = load_block(S3Bucket, f"s3-{env}")
+    block = _s3_block(env)
     if block is not None:
         def block_client(pool: int, _block: Any = block) -> tuple[Any, Any]:
             from botocore.config import Config
