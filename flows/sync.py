@@ -125,12 +125,12 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
     return report.as_dict()
 
 
-def _reason(state: Any) -> str:
+def _reason(state: State[Any]) -> str:
     try:
         state.result()
     except Exception as exc:
         return str(exc)
-    return state.message or state.name
+    return state.message or state.name or state.type.value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
 
 from blocks import ArcGISCredentials, KnackCredentials, SocrataCredentials
 from tasks.domain.errors import CredentialsError
+
+if TYPE_CHECKING:
+    from prefect_aws import S3Bucket
 
 B = TypeVar("B", bound=Block)
 
@@ -148,7 +151,7 @@ class S3Location:
     """Where the S3 store lives and how to reach it; ``connect()`` builds the one shared client."""
 
     bucket: str
-    connector: Any  # callable(max_pool_connections) -> (boto3 S3 client, the boto3 session that made it)
+    connector: Callable[[int], tuple[Any, Any]]  # max_pool_connections -> (boto3 S3 client, its session)
     source: str     # "block s3-dev" or "environment": said in logs, never a secret
     endpoint_url: str | None = None
 
@@ -221,7 +224,7 @@ class _RememberedBlock:
         self.holders = 0
         self.lock = threading.Lock()  # one load, however many of the run's threads ask at once
         self.looked = False
-        self.block: Any = None
+        self.block: S3Bucket | None = None
 
 
 _S3_BLOCKS: dict[str, _RememberedBlock] = {}
@@ -246,7 +249,7 @@ def remembering_s3_block(env: str) -> Iterator[None]:
                 del _S3_BLOCKS[env]
 
 
-def _s3_block(env: str) -> Any:
+def _s3_block(env: str) -> S3Bucket | None:
     """The prefect-aws ``S3Bucket`` block ``s3-<env>``, or None; loaded once while a run remembers it."""
     from prefect_aws import S3Bucket
 

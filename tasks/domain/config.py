@@ -275,7 +275,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_config(raw: Any, path: str) -> Config:
+def parse_config(raw: object, path: str) -> Config:
     """Validate the parsed YAML document; the error names the file, app, container and key."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'apps' at the top level")

@@ -6,7 +6,9 @@ then the ``records-to-store`` task (``offload.py`` does its work), then the meta
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -48,7 +50,7 @@ def knack_client(app: AppConfig, env: str, settings: Settings | None = None) -> 
 class Progress:
     """A progress artifact and a log line with counts every ``PROGRESS_EVERY_S`` seconds of a fetch."""
 
-    def __init__(self, name: str, client: KnackClient, log: Any) -> None:
+    def __init__(self, name: str, client: KnackClient, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
         self.name, self.client, self.log = name, client, log
         self.last = time.monotonic()
         # called outside an event loop, Prefect's dual sync/async function returns the id itself
@@ -123,7 +125,7 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
     undated: dict[str, str] = {}  # record id → why its modified date cannot be read
 
-    def pages(fetch_from: datetime | None) -> Any:
+    def pages(fetch_from: datetime | None) -> Iterator[list[dict[str, Any]]]:
         for page in client.iter_records(cfg.key, scene_id=cfg.scene_id, since=fetch_from,
                                         modified_field=cfg.modified_date_field_id, tz=tz,
                                         rows_per_page=settings.knack_rows_per_page):
