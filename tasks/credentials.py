@@ -275,7 +275,7 @@ def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
     """
     block = _s3_block(env)
     if block is not None:
-        def block_client(pool: int, _block: Any = block) -> tuple[Any, Any]:
+        def block_client(pool: int, _block: S3Bucket = block) -> tuple[Any, Any]:
             from botocore.config import Config
 
             params = _block.credentials.aws_client_parameters
