@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -218,43 +219,42 @@ def _find_credentials() -> str | None:
 
 
 class _RememberedBlock:
-    """The block ``s3-<env>`` as the first look in a run found it (None: there is none)."""
+    """The block ``s3-<env>`` as a run's first look found it (None: there is none)."""
 
     def __init__(self) -> None:
-        self.holders = 0
         self.lock = threading.Lock()  # one load, however many of the run's threads ask at once
         self.looked = False
         self.block: S3Bucket | None = None
 
 
-_S3_BLOCKS: dict[str, _RememberedBlock] = {}
-_S3_BLOCKS_LOCK = threading.Lock()
+# env → what the current run remembers; a context variable, so it follows the run into the threads of its
+# tasks and subflows (Prefect's task runner and flows/sync.py start them in a copy of the run's context)
+# and no further: another run in the same process keeps its own.
+_REMEMBERED: ContextVar[dict[str, _RememberedBlock] | None] = ContextVar("remembered_s3_blocks", default=None)
 
 
 @contextmanager
 def remembering_s3_block(env: str) -> Iterator[None]:
     """While this is open (a flow run), ``choose_store`` loads the block ``s3-<env>`` at most once, and
-    remembers its absence too. Runs that overlap in one process (a fan-out's subflows) share the first
-    look; when the last of them closes it is forgotten, so the next run sees a block saved, changed or
-    deleted in between. A failed load is not remembered: the next caller tries again."""
-    with _S3_BLOCKS_LOCK:
-        entry = _S3_BLOCKS.setdefault(env, _RememberedBlock())
-        entry.holders += 1
+    remembers its absence too; a subflow inside it shares what its parent run found. When the run that
+    opened it ends, it is forgotten: the next run sees a block saved, changed or deleted in between. A
+    failed load is not remembered: the next caller tries again."""
+    current = _REMEMBERED.get() or {}
+    if env in current:  # an enclosing run remembers it already
+        yield
+        return
+    token = _REMEMBERED.set({**current, env: _RememberedBlock()})
     try:
         yield
     finally:
-        with _S3_BLOCKS_LOCK:
-            entry.holders -= 1
-            if entry.holders == 0:
-                del _S3_BLOCKS[env]
+        _REMEMBERED.reset(token)
 
 
 def _s3_block(env: str) -> S3Bucket | None:
     """The prefect-aws ``S3Bucket`` block ``s3-<env>``, or None; loaded once while a run remembers it."""
     from prefect_aws import S3Bucket
 
-    with _S3_BLOCKS_LOCK:
-        entry = _S3_BLOCKS.get(env)
+    entry = (_REMEMBERED.get() or {}).get(env)
     if entry is None:
         return load_block(S3Bucket, f"s3-{env}")
     with entry.lock:
