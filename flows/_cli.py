@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tasks.domain.config import ENVS
+
+if TYPE_CHECKING:  # the scripts refuse config mistakes before Prefect is imported (flows/_refuse.py)
+    from prefect import Flow
+    from prefect.states import State
 
 # PREFECT_LOGGING_EXTRA_LOGGERS=tasks (pyproject.toml, the image, the work pool) sends the project's own
 # lines to each run's log; they log at Prefect's level (PREFECT_LOGGING_LEVEL), not the root's WARNING.
@@ -63,11 +66,12 @@ def parser(description: str, *, container: bool = True, date: bool = True) -> ar
     return p
 
 
-def run(flow_fn: Callable[..., Any], kwargs: dict[str, Any]) -> int:
+def run(flow_fn: Flow[..., Any], kwargs: dict[str, Any]) -> int:
     """Run a flow from the command line; exit code 0 when it completed, 1 when it failed.
 
     How much the run logs is Prefect's own setting, PREFECT_LOGGING_LEVEL (INFO by default)."""
-    state = flow_fn(**kwargs, return_state=True)
+    # for a flow of unknown parameters Prefect's overloads take return_state for one of them: a State it is
+    state = cast("State[Any]", flow_fn(**kwargs, return_state=True))
     if state.is_completed():
         return 0
     try:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from tasks.clock import utc_now
 from tasks.domain.config import ENVS, check_env, load_config
 from tasks.domain.errors import ConfigError
 from tasks.domain.knack import parse_since
@@ -21,7 +22,7 @@ from tasks.domain.knack import parse_since
 def check_args(app: str | None, container: str | None, config_path: str | None, date: str | None = None,
                destinations: Sequence[str] | None = None) -> datetime | None:
     """Raise ConfigError for what the config refuses; the parsed ``date`` (aware UTC) otherwise."""
-    since = parse_since(date) if date else None
+    since = parse_since(date, utc_now()) if date else None
     config = load_config(config_path)
     if app is not None:
         config.app(app)

@@ -17,6 +17,7 @@ from flows._cli import LIMITS, parser, run
 from flows._isolation import refuse_other_env
 from flows._params import Env
 from flows._refuse import check_args, refused
+from tasks.credentials import remembering_s3_block
 from tasks.domain.config import check_env, load_config
 from tasks.domain.errors import ConfigError
 from tasks.knack.tasks import fetch_metadata, store_metadata
@@ -39,9 +40,10 @@ def metadata_to_s3(app: str, env: Env, refresh: bool = True, config_path: str | 
     refuse_other_env(env)  # before anything is read
     config = load_config(config_path)
     app_cfg = config.app(app)
-    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    metadata = fetch_metadata(app_cfg, env, config.settings, refresh=refresh)
-    changed = store_metadata(app_cfg, env, config.settings, metadata)
+    with remembering_s3_block(env):  # the block s3-<env> loaded once by the run's steps
+        log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
+        metadata = fetch_metadata(app_cfg, env, config.settings, refresh=refresh)
+        changed = store_metadata(app_cfg, env, config.settings, metadata)
     return {"app": app, "env": env, "metadata_changed": changed}
 
 

@@ -18,6 +18,8 @@ from flows._container import container_main
 from flows._events import emit_held_back
 from flows._isolation import refuse_other_env
 from flows._params import Env
+from tasks.clock import utc_now
+from tasks.credentials import remembering_s3_block
 from tasks.domain.config import load_container
 from tasks.domain.errors import DeletesHeldBack
 from tasks.domain.knack import parse_since
@@ -44,9 +46,10 @@ def records_to_s3(app: str, container: str, env: Env, since: datetime | None = N
     """
     refuse_other_env(env)  # before anything is read
     config, app_cfg, cfg = load_container(app, container, env, config_path)
-    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    since = parse_since(since) if since else None
-    stored = offload(app_cfg, cfg, env, config.settings, since, full, allow_mass_delete)
+    with remembering_s3_block(env):  # the block s3-<env> loaded once by the run's steps
+        log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
+        since = parse_since(since, utc_now()) if since else None
+        stored = offload(app_cfg, cfg, env, config.settings, since, full, allow_mass_delete)
     if stored.held_back:
         emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
 
 from prefect import flow
 from prefect.logging import get_run_logger
+from prefect.states import State
 
 from flows._cli import LIMITS, parser, run
 from flows._events import emit_held_back, sync_run_name
@@ -27,6 +28,8 @@ from flows._refuse import check_args, refused
 from flows.records_to_agol import records_to_agol
 from flows.records_to_socrata import records_to_socrata
 from flows.records_to_table import records_to_table
+from tasks.clock import utc_now
+from tasks.credentials import remembering_s3_block
 from tasks.domain.config import ContainerConfig, load_container
 from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
@@ -38,6 +41,11 @@ from tasks.store.open import log_store_choice
 from tasks.store.shared_reads import sharing_reads
 
 PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol, "table": records_to_table}
+
+
+def _publish(name: str, **params: Any) -> State[PublishResult]:
+    """One destination's subflow; its final state is returned, not raised."""
+    return PUBLISHERS[name](**params, return_state=True)
 
 
 class PublishFailed(KnackServicesError):
@@ -80,16 +88,17 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
     refuse_other_env(env)  # before anything is read
     log = get_run_logger()
     config, app_cfg, cfg = load_container(app, container, env, config_path)
-    log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-    targets = pick_destinations(cfg, destinations)
+    # the block s3-<env> and the app's metadata are read once by the run's steps (and its subflows)
+    with remembering_s3_block(env), remembering_metadata(env, app):
+        log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
+        targets = pick_destinations(cfg, destinations)
 
-    with remembering_metadata(env, app):  # the app's metadata read once by the run's steps
         # Knack → store: records modified since the Knack cursor; unchanged ones are not rewritten
-        stored = offload(app_cfg, cfg, env, config.settings, parse_since(since) if since else None, full,
+        stored = offload(app_cfg, cfg, env, config.settings, parse_since(since, utc_now()) if since else None, full,
                          allow_mass_delete)
 
         # store → destinations: concurrent subflows, so one destination's outage never holds back the other
-        runs = {}  # the destinations read each stored record once between them
+        runs: dict[str, Future[State[PublishResult]]] = {}  # they read each stored record once between them
         with sharing_reads(env, app, container, targets), \
                 ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
             for name in targets:
@@ -97,9 +106,9 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
                 if full and not publish_full:
                     log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
                 # each thread runs in a copy of this context, so the subflow knows its parent flow run
-                runs[name] = pool.submit(contextvars.copy_context().run, PUBLISHERS[name], app=app,
+                runs[name] = pool.submit(contextvars.copy_context().run, _publish, name, app=app,
                                          container=container, env=env, full=publish_full, config_path=config_path,
-                                         allow_mass_delete=allow_mass_delete, republish=republish, return_state=True)
+                                         allow_mass_delete=allow_mass_delete, republish=republish)
         states = {name: run.result() for name, run in runs.items()}
     published: dict[str, PublishResult | PublishFailure] = {
         name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))
@@ -116,12 +125,12 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
     return report.as_dict()
 
 
-def _reason(state: Any) -> str:
+def _reason(state: State[Any]) -> str:
     try:
         state.result()
     except Exception as exc:
         return str(exc)
-    return state.message or state.name
+    return state.message or state.name or state.type.value
 
 
 def main(argv: list[str] | None = None) -> int:

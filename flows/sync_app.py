@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import cast
 
 if __name__ == "__main__":  # config mistakes are refused before Prefect is imported
     from flows._refuse import refuse_early
@@ -21,6 +22,7 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -30,6 +32,7 @@ from flows._isolation import refuse_other_env
 from flows._params import Env
 from flows._refuse import check_args, refused
 from flows.sync import sync
+from tasks.credentials import remembering_s3_block
 from tasks.domain.config import ENVS, Config, check_env, load_config
 from tasks.domain.errors import ConfigError, KnackServicesError
 from tasks.domain.quota import refusal, render
@@ -67,14 +70,18 @@ def sync_container(app: str, container: str, env: str, full: bool, config_path: 
 @task(name="run-container-deployment", cache_policy=NO_CACHE)
 def run_container_deployment(app: str, container: str, env: str, full: bool) -> str:
     """One container as a run of its own deployment, waited for."""
-    flow_run = run_deployment(name=deployment_name(app, container, env),
-                              parameters={"app": app, "container": container, "env": env, "full": full},
-                              timeout=None)
+    # called outside an event loop, Prefect's dual sync/async function returns the flow run itself
+    flow_run = cast(FlowRun, run_deployment(name=deployment_name(app, container, env),
+                                            parameters={"app": app, "container": container, "env": env,
+                                                        "full": full},
+                                            timeout=None))
     return flow_run.state.type.value if flow_run.state else "UNKNOWN"
 
 
 @flow(name="sync-app", timeout_seconds=LIMITS["sync-app"],
-      task_runner=ThreadPoolTaskRunner(max_workers=4))
+      # Prefect's TaskRunner is invariant in its future type, so its own thread pool runner does not match
+      # the parameter's declared TaskRunner[PrefectFuture[Any]]
+      task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def sync_app(env: Env, app: str | None = None, full: bool = False, via_deployments: bool = False,
              config_path: str | None = None) -> dict[str, str]:
     """Every configured container of ``app`` (every app when None); fails if any container failed, and
@@ -93,13 +100,14 @@ def sync_app(env: Env, app: str | None = None, full: bool = False, via_deploymen
     config = load_config(config_path)
     apps = [config.app(app)] if app else list(config.apps.values())
     jobs = [(a.name, key) for a in apps for key in a.containers]
-    check_quota_plan(config, env, [a.name for a in apps], jobs, full)
-    get_run_logger().info("syncing %d containers of %s", len(jobs), ", ".join(a.name for a in apps))
-    if via_deployments:
-        futures = {job: run_container_deployment.submit(job[0], job[1], env, full) for job in jobs}
-    else:
-        futures = {job: sync_container.submit(job[0], job[1], env, full, config_path) for job in jobs}
-    results = {f"{a}/{c}": fut.result() for (a, c), fut in futures.items()}
+    with remembering_s3_block(env):  # the block s3-<env> loaded once by the plan and every subflow
+        check_quota_plan(config, env, [a.name for a in apps], jobs, full)
+        get_run_logger().info("syncing %d containers of %s", len(jobs), ", ".join(a.name for a in apps))
+        if via_deployments:
+            futures = {job: run_container_deployment.submit(job[0], job[1], env, full) for job in jobs}
+        else:
+            futures = {job: sync_container.submit(job[0], job[1], env, full, config_path) for job in jobs}
+        results = {f"{a}/{c}": fut.result() for (a, c), fut in futures.items()}
     failed = [name for name, state in results.items() if state != "COMPLETED"]
     if failed:
         raise KnackServicesError(f"{len(failed)} of {len(results)} containers failed: {', '.join(failed)}")

@@ -11,14 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
 
 from blocks import ArcGISCredentials, KnackCredentials, SocrataCredentials
 from tasks.domain.errors import CredentialsError
+
+if TYPE_CHECKING:
+    from prefect_aws import S3Bucket
 
 B = TypeVar("B", bound=Block)
 
@@ -55,7 +61,8 @@ def agol_source(env: str) -> BlockSource[ArcGISCredentials]:
 def load_block(cls: type[B], name: str) -> B | None:
     """The saved block called ``name``, or None when there is none."""
     try:
-        return cls.load(name)
+        # called outside an event loop, Prefect's dual sync/async load returns the block itself
+        return cast(B, cls.load(name))
     except ValueError as exc:
         if isinstance(exc.__cause__, ObjectNotFound) or "Unable to find block document" in str(exc):
             return None
@@ -145,7 +152,7 @@ class S3Location:
     """Where the S3 store lives and how to reach it; ``connect()`` builds the one shared client."""
 
     bucket: str
-    connector: Any  # callable(max_pool_connections) -> (boto3 S3 client, the boto3 session that made it)
+    connector: Callable[[int], tuple[Any, Any]]  # max_pool_connections -> (boto3 S3 client, its session)
     source: str     # "block s3-dev" or "environment": said in logs, never a secret
     endpoint_url: str | None = None
 
@@ -211,6 +218,52 @@ def _find_credentials() -> str | None:
     return (getattr(found, "method", None) or "found") if found is not None else None
 
 
+class _RememberedBlock:
+    """The block ``s3-<env>`` as a run's first look found it (None: there is none)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # one load, however many of the run's threads ask at once
+        self.looked = False
+        self.block: S3Bucket | None = None
+
+
+# env → what the current run remembers; a context variable, so it follows the run into the threads of its
+# tasks and subflows (Prefect's task runner and flows/sync.py start them in a copy of the run's context)
+# and no further: another run in the same process keeps its own.
+_REMEMBERED: ContextVar[dict[str, _RememberedBlock] | None] = ContextVar("remembered_s3_blocks", default=None)
+
+
+@contextmanager
+def remembering_s3_block(env: str) -> Iterator[None]:
+    """While this is open (a flow run), ``choose_store`` loads the block ``s3-<env>`` at most once, and
+    remembers its absence too; a subflow inside it shares what its parent run found. When the run that
+    opened it ends, it is forgotten: the next run sees a block saved, changed or deleted in between. A
+    failed load is not remembered: the next caller tries again."""
+    current = _REMEMBERED.get() or {}
+    if env in current:  # an enclosing run remembers it already
+        yield
+        return
+    token = _REMEMBERED.set({**current, env: _RememberedBlock()})
+    try:
+        yield
+    finally:
+        _REMEMBERED.reset(token)
+
+
+def _s3_block(env: str) -> S3Bucket | None:
+    """The prefect-aws ``S3Bucket`` block ``s3-<env>``, or None; loaded once while a run remembers it."""
+    from prefect_aws import S3Bucket
+
+    entry = (_REMEMBERED.get() or {}).get(env)
+    if entry is None:
+        return load_block(S3Bucket, f"s3-{env}")
+    with entry.lock:
+        if not entry.looked:
+            entry.block = load_block(S3Bucket, f"s3-{env}")
+            entry.looked = True
+        return entry.block
+
+
 def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
     """The store for ``env`` and why.
 
@@ -218,13 +271,11 @@ def choose_store(env: str, bucket: str | None, store: str) -> StoreChoice:
     ``store: s3``, or ``auto`` when boto3's default chain finds credentials (environment, shared files,
     SSO, instance profile, ECS task role, IRSA), the config's bucket through that chain. ``auto`` with
     nothing found is the local folder in dev and an error in prod: prod never falls back to a folder
-    that dies with its container.
+    that dies with its container. Inside ``remembering_s3_block(env)`` the block is looked up once.
     """
-    from prefect_aws import S3Bucket
-
-    block = load_block(S3Bucket, f"s3-{env}")
+    block = _s3_block(env)
     if block is not None:
-        def block_client(pool: int, _block: Any = block) -> tuple[Any, Any]:
+        def block_client(pool: int, _block: S3Bucket = block) -> tuple[Any, Any]:
             from botocore.config import Config
 
             params = _block.credentials.aws_client_parameters

@@ -8,6 +8,7 @@ the next run publishes the same records again; upserts keyed by record id make t
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -167,7 +168,7 @@ class Destination(Protocol):
 
 
 def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, held: set[str] | None,
-               log: Any) -> tuple[list[str], int]:
+               log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> tuple[list[str], int]:
     """(record ids to delete downstream, how many records the container holds there).
 
     Incremental: the deletes the store recorded since the cursor (each confirmed gone by Knack). A full
@@ -225,7 +226,8 @@ def _audit(destination: Destination, ctx: PublishContext, plan: PublishPlan
     return held, plan, {"held": len(held), "missing": len(plan.missing), "differed": len(off)}
 
 
-def note_late_writes(ctx: PublishContext, container: str, sent: list[str], log: Any) -> None:
+def note_late_writes(ctx: PublishContext, container: str, sent: list[str],
+                     log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
     """When a write of this run ended after its lease lapsed (``tasks/store/locks.py``), leave a note naming
     what it was sending, so that the next run sends it again over any older values that landed late."""
     if ctx.held is None or not ctx.held.late or not sent:

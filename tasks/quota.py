@@ -27,6 +27,7 @@ def schedules_from_file(path: str | Path, env: str) -> dict[Key, list[Schedule]]
 def schedules_from_api(env: str) -> dict[Key, list[Schedule]]:
     """The active schedules of the ``sync`` deployments of ``env`` saved on the Prefect server."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
     with get_client(sync_client=True) as client:
         deployments = []
@@ -42,12 +43,13 @@ def schedules_from_api(env: str) -> dict[Key, list[Schedule]]:
         schedules = []
         for s in d.schedules or []:
             entry: dict[str, Any] = {"active": s.active, "parameters": s.parameters or {}}
-            if getattr(s.schedule, "cron", None):
-                entry["cron"] = s.schedule.cron
-            elif getattr(s.schedule, "interval", None):
-                entry["interval"] = s.schedule.interval.total_seconds()
+            schedule = s.schedule
+            if isinstance(schedule, CronSchedule) and schedule.cron:
+                entry["cron"] = schedule.cron
+            elif isinstance(schedule, IntervalSchedule) and schedule.interval:
+                entry["interval"] = schedule.interval.total_seconds()
             else:
-                entry["rrule"] = str(getattr(s.schedule, "rrule", ""))
+                entry["rrule"] = str(getattr(schedule, "rrule", ""))
             schedules.append(entry)
         doc["deployments"].append({"name": d.name, "entrypoint": d.entrypoint, "parameters": d.parameters or {},
                                    "schedules": schedules})

@@ -19,7 +19,6 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_any,
     wait_random_exponential,
 )
 
@@ -117,5 +116,11 @@ def retrying(*, attempts: int | Callable[[RetryCallState], bool], wait: Wait,
         left = time_left()
         return wait(state) if left is None else max(0.0, min(wait(state), left))
 
-    return Retrying(retry=retry_if_exception(retry_on), stop=stop_any(stop, out_of_time), wait=wait_in_time,
-                    before_sleep=before_sleep, sleep=sleep, reraise=True)
+    def should_stop(state: RetryCallState) -> bool:
+        return stop(state) or out_of_time(state)
+
+    def pause(seconds: float) -> None:  # an Event's wait returns a flag that the loop has no use for
+        sleep(seconds)
+
+    return Retrying(retry=retry_if_exception(retry_on), stop=should_stop, wait=wait_in_time,
+                    before_sleep=before_sleep, sleep=pause, reraise=True)

@@ -21,11 +21,13 @@ def save_s3_block(env: str, bucket: str) -> str:
     """A prefect-aws S3Bucket (with its AwsCredentials) named ``s3-<env>``."""
     from prefect_aws import AwsCredentials, S3Bucket
     from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
     credentials = AwsCredentials(
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        aws_secret_access_key=SecretStr(secret) if secret else None,
         region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
     )

@@ -201,7 +201,8 @@ def _deadline_for(seconds: float) -> tuple[float, str]:
     return (seconds, "request_deadline_seconds") if seconds <= left else (left, "publish_time_limit_seconds")
 
 
-def _cap(timeout: Any, seconds: float) -> Any:
+def _cap(timeout: float | tuple[float | None, float | None] | None,
+         seconds: float) -> float | tuple[float, ...]:
     if isinstance(timeout, tuple):
         return tuple(seconds if t is None else min(float(t), seconds) for t in timeout)
     return seconds if timeout is None else min(float(timeout), seconds)
@@ -223,7 +224,7 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
         return session
     send = session.send
 
-    def send_fenced(request: Any, **kwargs: Any) -> Any:
+    def send_fenced(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """No request starts once the run's lock is lost; a write that ends after the lease is counted."""
         if (request.method or "GET").upper() in ("GET", "HEAD"):
             fence.check()
@@ -231,7 +232,7 @@ def guard_session(session: requests.Session, deadlines: RequestDeadlines, what: 
         with fence.write():
             return send_in_time(request, **kwargs)
 
-    def send_in_time(request: Any, **kwargs: Any) -> Any:
+    def send_in_time(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         method = (request.method or "GET").upper()
         seconds, why = _deadline_for(session._wire_deadlines.of(method))  # type: ignore[attr-defined]
         kwargs["timeout"] = _cap(kwargs.get("timeout"), seconds)

@@ -22,14 +22,28 @@ CONFIG_ENV_VAR = "KNACK_SERVICES_CONFIG"
 DEFAULT_CONFIG = Path("config") / "knack-services.yaml"
 ENVS = ("prod", "dev")
 
-_FIELD = re.compile(r"^field_\d+$")
-_CONTAINER = re.compile(r"^(object|view)_\d+$")
-_SCENE = re.compile(r"^scene_\d+$")
+_FIELD_KEY = r"^field_[0-9]+$"
+_CONTAINER_KEY = r"^(object|view)_[0-9]+$"
+_SCENE_KEY = r"^scene_[0-9]+$"
+_RESOURCE_ID = r"^[a-z0-9]{4}-[a-z0-9]{4}$"
+_CRON_LINE = r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$"  # five fields, one space apart
+_LAYER_FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_BLOCK_REF = r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$"
+# What each pattern means, in words: a value that does not match is refused with
+# "<key> must be <this>, got <value>" (``_describe``).
+_SHAPES = {
+    _FIELD_KEY: "a Knack field key like field_12",
+    _CONTAINER_KEY: "object_N or view_N",
+    _SCENE_KEY: "a Knack scene key like scene_3",
+    _RESOURCE_ID: "a Socrata dataset id like abcd-1234",
+    _CRON_LINE: "a cron line of five fields (minute hour day month weekday), e.g. '37 3 * * 0' for "
+                "Sundays at 03:37",
+    _LAYER_FIELD_NAME: "an ArcGIS field name (letters, digits, _)",
+    _BLOCK_REF: "a Prefect block as <block-type-slug>/<block-name>, e.g. slack-webhook/knack-alerts",
+}
+_FIELD = re.compile(_FIELD_KEY)
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_RESOURCE = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
-_CRON = re.compile(r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$")  # five fields, one space apart
 _SOCRATA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_LAYER_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_field_key(value: str, what: str) -> str:
@@ -44,13 +58,13 @@ class ContainerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     app: str
-    key: str
+    key: str = Field(pattern=_CONTAINER_KEY)
     description: str = ""
-    scene_id: str | None = None
-    modified_date_field_id: str
+    scene_id: str | None = Field(default=None, pattern=_SCENE_KEY)
+    modified_date_field_id: str = Field(pattern=_FIELD_KEY)
     location_fields: tuple[str, ...] = ()
     # Socrata
-    socrata_resource_id: str | None = None
+    socrata_resource_id: str | None = Field(default=None, pattern=_RESOURCE_ID)
     socrata_field_map: dict[str, str] = Field(default_factory=dict)
     no_replace_socrata: bool = False
     append_timestamp_column: str | None = None
@@ -58,28 +72,9 @@ class ContainerConfig(BaseModel):
     service_id: str | None = None
     layer_id: int = 0
     agol_kind: Literal["layer", "table"] = "layer"
-    upsert_matching_field: str = "id"
+    upsert_matching_field: str = Field(default="id", pattern=_LAYER_FIELD_NAME)
     # Analytics table (Delta Lake) beside the records: None means the settings' ``tables`` default
     table: bool | None = Field(default=None, strict=True)
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not _CONTAINER.fullmatch(value):
-            raise ValueError(f"container key must be object_N or view_N, got {value!r}")
-        return value
-
-    @field_validator("scene_id")
-    @classmethod
-    def _scene(cls, value: str | None) -> str | None:
-        if value is not None and not _SCENE.fullmatch(value):
-            raise ValueError(f"scene_id must be a Knack scene key like scene_3, got {value!r}")
-        return value
-
-    @field_validator("modified_date_field_id")
-    @classmethod
-    def _modified(cls, value: str) -> str:
-        return _check_field_key(value, "modified_date_field_id")
 
     @field_validator("location_fields", mode="before")
     @classmethod
@@ -107,20 +102,6 @@ class ContainerConfig(BaseModel):
     def _timestamp_column(cls, value: str | None) -> str | None:
         if value is not None and (not _SOCRATA_NAME.fullmatch(value) or value == "id"):
             raise ValueError(f"append_timestamp_column must be a lower-case column name other than id, got {value!r}")
-        return value
-
-    @field_validator("upsert_matching_field")
-    @classmethod
-    def _matching_field(cls, value: str) -> str:
-        if not _LAYER_FIELD.fullmatch(value):
-            raise ValueError(f"upsert_matching_field must be an ArcGIS field name (letters, digits, _), got {value!r}")
-        return value
-
-    @field_validator("socrata_resource_id")
-    @classmethod
-    def _resource(cls, value: str | None) -> str | None:
-        if value is not None and not _RESOURCE.fullmatch(value):
-            raise ValueError(f"socrata_resource_id must look like abcd-1234, got {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -180,53 +161,70 @@ class AppConfig(BaseModel):
 
 
 class Settings(BaseModel):
-    """Store settings shared by every app."""
+    """Store settings shared by every app (the config file's top-level keys)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    bucket: str | None = "atd-knack-services"
-    store: Literal["auto", "s3", "local"] = "auto"
-    local_store: str = ".data"
-    socrata_chunk_size: int = Field(default=5000, ge=1, le=50000)
-    agol_chunk_size: int = Field(default=1000, ge=1, le=5000)
-    store_workers: int = Field(default=16, ge=1, le=128)
-    lock_ttl_seconds: int = Field(default=60, ge=1)  # heartbeats every ttl/4; writes stop ttl/2 after the last; dead after ttl unchanged
+    bucket: str | None = Field(
+        default="atd-knack-services",
+        description="S3 bucket of the store; the records live under <env>/<app>/<container>/ in it")
+    store: Literal["auto", "s3", "local"] = Field(
+        default="auto",
+        description="auto: S3 when an s3-<env> block exists or boto3 finds credentials, else the local folder "
+                    "in dev and an error in prod; s3: always S3 (needs bucket); local: always local_store")
+    local_store: str = Field(default=".data", description="folder of the local store, laid out like the bucket")
+    socrata_chunk_size: int = Field(default=5000, ge=1, le=50000, description="rows per Socrata upsert")
+    agol_chunk_size: int = Field(default=1000, ge=1, le=5000, description="features per ArcGIS edit")
+    store_workers: int = Field(default=16, ge=1, le=128,
+                               description="concurrent S3 requests (and the size of the connection pool)")
+    lock_ttl_seconds: int = Field(
+        default=60, ge=1,
+        description="a run lock's life: a heartbeat every ttl/4; writes stop ttl/2 after the last heartbeat "
+                    "sent; a lock left unchanged for ttl is dead and taken over (tasks/store/locks.py)")
     request_deadline_seconds: float = Field(
         default=20, gt=0, le=600,
         description="Whole-request deadline (connect, send and the full reply) of every request to Knack, "
                     "S3, Socrata and ArcGIS, even when a server trickles bytes; writes are further capped at "
                     "0.4 × lock_ttl_seconds (tasks/domain/deadlines.py)")
-    knack_rows_per_page: int = Field(default=1000, ge=1, le=1000)
-    knack_cursor_lag_seconds: int = Field(default=120, ge=0, le=86400)
-    delete_guard_share: float = Field(default=0.05, ge=0, le=1)
-    delete_guard_min: int = Field(default=10, ge=0)
-    # a publish (one destination of one container) that runs longer fails: lock released, cursor left
-    publish_time_limit_seconds: int = Field(default=6600, ge=10, le=86400)
-    # when the sync deployments resend every record to every destination (scripts/deployments.py); none: never
-    republish_cron: str | None = None
-    # the Prefect notification block prod alerts are sent through (scripts/alerts.py), as
-    # <block-type-slug>/<block-name>, e.g. slack-webhook/knack-alerts; none: no alerts installed
-    alert_block: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
-
-    @field_validator("republish_cron")
-    @classmethod
-    def _a_cron_line(cls, value: str | None) -> str | None:
-        if value is not None and not _CRON.fullmatch(value):
-            raise ValueError(f"{value!r} is not a cron line of five fields (minute hour day month weekday), "
-                             "e.g. '37 3 * * 0' for Sundays at 03:37")
-        return value
-    # Analytics tables (Delta Lake, <env>/<app>/_tables/<container>/): on for every container unless it
-    # says ``table: false``; compacted and vacuumed once every ``table_compact_every`` commits (0: never),
-    # keeping the files older versions need for ``table_retention_hours``
-    tables: bool = Field(default=False, strict=True)
-    table_compact_every: int = Field(default=24, ge=0, le=10_000)
-    table_retention_hours: int = Field(default=168, ge=0, le=24 * 365)
-    table_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
-    # Listings, delete confirmation and the drift audit (docs/guide.md: "Look-ups within the quota")
+    knack_rows_per_page: int = Field(default=1000, ge=1, le=1000,
+                                     description="records per Knack page (1000 is Knack's maximum)")
+    knack_cursor_lag_seconds: int = Field(
+        default=120, ge=0, le=86400,
+        description="the Knack cursor trails the fetch start (on Knack's clock) by this much")
+    delete_guard_share: float = Field(
+        default=0.05, ge=0, le=1,
+        description="a run that would delete more than this share of a container's records (and more than "
+                    "delete_guard_min) deletes none of them")
+    delete_guard_min: int = Field(default=10, ge=0,
+                                  description="a run may always delete up to this many records")
+    publish_time_limit_seconds: int = Field(
+        default=6600, ge=10, le=86400,
+        description="a publish (one destination of one container) that runs longer fails: its lock is "
+                    "released and its cursor left where it was")
+    republish_cron: str | None = Field(
+        default=None, pattern=_CRON_LINE,
+        description="when the sync deployments resend every record to every destination "
+                    "(scripts/deployments.py); none: never")
+    alert_block: str | None = Field(
+        default=None, pattern=_BLOCK_REF,
+        description="the Prefect notification block prod alerts are sent through (scripts/alerts.py), as "
+                    "<block-type-slug>/<block-name>, e.g. slack-webhook/knack-alerts; none: no alerts installed")
+    tables: bool = Field(
+        default=False, strict=True,
+        description="an analytics table (Delta Lake, <env>/<app>/_tables/<container>/) for every container "
+                    "that does not say table: false")
+    table_compact_every: int = Field(default=24, ge=0, le=10_000,
+                                     description="compact and vacuum a table once every this many commits (0: never)")
+    table_retention_hours: int = Field(
+        default=168, ge=0, le=24 * 365,
+        description="vacuum keeps the files that versions younger than this need (time travel, slow readers)")
+    table_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000,
+                                  description="rows per Arrow batch streamed into a table's one commit per run")
     delete_lookups_per_run: int = Field(
         default=DELETE_LOOKUPS_PER_RUN, ge=0, le=100_000,
         description="single-record look-ups one full run may spend confirming delete candidates; beyond "
-                    "it (or below the app's quota_floor) a second whole listing confirms them instead")
+                    "it (or below the app's quota_floor) a second whole listing confirms them instead "
+                    "(docs/guide.md: \"Look-ups within the quota\")")
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:
@@ -265,6 +263,10 @@ def _describe(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(container)"
         msg = str(err["msg"]).removeprefix("Value error, ")
+        pattern = str((err.get("ctx") or {}).get("pattern", ""))
+        if err["type"] == "string_pattern_mismatch" and (shape := _SHAPES.get(pattern)):
+            parts.append(f"{loc} must be {shape}, got {err.get('input')!r}")
+            continue
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif not err["type"].startswith("value_error") and not isinstance(err.get("input"), dict | list):
@@ -273,7 +275,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_config(raw: Any, path: str) -> Config:
+def parse_config(raw: object, path: str) -> Config:
     """Validate the parsed YAML document; the error names the file, app, container and key."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'apps' at the top level")

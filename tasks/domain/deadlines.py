@@ -11,13 +11,16 @@ anyone else. ``tasks/wire.py`` enforces the deadline; inside a publish's time li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.domain.config import Settings
 
 WRITE_SHARE_OF_LOCK = 0.4  # of lock_ttl_seconds: below half a lock's life, with room for the clock
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def request_deadline(settings: Any, write: bool) -> float:
+def request_deadline(settings: Settings, write: bool) -> float:
     """Seconds one request may take: ``request_deadline_seconds``, and for a write at most
     ``WRITE_SHARE_OF_LOCK × lock_ttl_seconds``."""
     seconds = float(settings.request_deadline_seconds)
@@ -45,7 +48,7 @@ class RequestDeadlines:
         return self.write if is_write(method) else self.read
 
 
-def request_deadlines(settings: Any) -> RequestDeadlines:
+def request_deadlines(settings: Settings) -> RequestDeadlines:
     """Both deadlines of ``settings`` (a ``Settings``)."""
     return RequestDeadlines(request_deadline(settings, write=False), request_deadline(settings, write=True))
 

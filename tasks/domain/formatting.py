@@ -71,7 +71,7 @@ def _view_field_keys(view: Mapping[str, Any]) -> list[str]:
         for column in view.get("columns") or []:
             for group in column.get("groups") or []:
                 for col in group.get("columns") or []:
-                    keys.extend(item.get("key") for item in col if isinstance(item, dict) and item.get("key"))
+                    keys.extend(key for item in col if isinstance(item, dict) and (key := item.get("key")))
     else:
         for column in view.get("columns") or []:
             field = column.get("field")

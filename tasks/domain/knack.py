@@ -7,6 +7,7 @@ compare whole local days (§4). Everything that converts between those and true 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -169,7 +170,7 @@ def localize(wall: datetime, tz: tzinfo) -> datetime:
     return second if second.dst() == timedelta(0) and first.dst() != timedelta(0) else first
 
 
-def knack_instant(raw_date: dict[str, Any], tz: tzinfo) -> datetime:
+def knack_instant(raw_date: Mapping[str, Any], tz: tzinfo) -> datetime:
     """The true aware-UTC instant of a Knack date value (``field_N_raw``, or its ``to`` part).
 
     ValueError, quoting the value (cut short), when it is not one: no or a non-numeric
@@ -226,10 +227,11 @@ def since_filter(field_key: str, since: datetime, tz: tzinfo) -> dict[str, Any]:
                                      {"field": field_key, "operator": "is after", "value": day}]}
 
 
-def parse_since(text: str | datetime) -> datetime:
+def parse_since(text: str | datetime, now: datetime) -> datetime:
     """An aware UTC datetime from any ISO-8601 date or date-time (or a datetime); no offset means UTC.
 
-    A date before 1970 or after tomorrow is refused: it is a typo, not a backfill.
+    A date before 1970 or after the day after ``now`` (the wall clock, ``tasks.clock.utc_now``) is
+    refused: it is a typo, not a backfill.
     """
     if isinstance(text, datetime):
         parsed, given = text, text.isoformat()
@@ -244,16 +246,17 @@ def parse_since(text: str | datetime) -> datetime:
         since = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00-06:00 has no UTC instant
         since = EARLIEST_SINCE - timedelta(days=1)
-    check_since_range(since, given)
+    check_since_range(since, given, now)
     return since
 
 
 EARLIEST_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def check_since_range(since: datetime, given: str, now: datetime | None = None) -> None:
-    """A backfill date is between 1970 and tomorrow: an older one is a typo, a later one would fetch nothing."""
-    latest = (now or datetime.now(UTC)) + timedelta(days=1)
+def check_since_range(since: datetime, given: str, now: datetime) -> None:
+    """A backfill date is between 1970 and the day after ``now``: an older one is a typo, a later one
+    would fetch nothing."""
+    latest = now + timedelta(days=1)
     if not EARLIEST_SINCE <= since <= latest:
         raise ConfigError(f"the date {given!r} is outside the range a backfill can start from "
                           f"({EARLIEST_SINCE:%Y-%m-%d} to {latest:%Y-%m-%d}); use --full to read every record")

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState
 
 from blocks.knack import KnackCredentials
+from tasks.clock import epoch_seconds
 from tasks.domain.deadlines import RequestDeadlines, default_deadlines
 from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.domain.knack import container_route, record_modified_at, resolve_timezone, since_filter
@@ -80,7 +81,7 @@ class KnackClient:
     def __init__(self, creds: KnackCredentials, app_name: str, *, limiter: RateLimiter, timeout: float = 30,
                  max_attempts: int = 8, workers: int | None = None, quota_floor: int = 0, backoff_initial: float = 0.5,
                  backoff_max: float = 30.0, min_rate_limit_wait: float = 1.0,
-                 clock: Callable[[], float] = time.time, deadlines: RequestDeadlines | None = None) -> None:
+                 clock: Callable[[], float] = epoch_seconds, deadlines: RequestDeadlines | None = None) -> None:
         self._creds = creds
         self.app_name = app_name
         self.limiter = limiter
@@ -155,7 +156,7 @@ class KnackClient:
         """
         route = container_route(container_key, scene_id)
         rows = max(1, min(int(rows_per_page), MAX_ROWS_PER_PAGE))
-        base = {"rows_per_page": rows}
+        base: dict[str, int | str] = {"rows_per_page": rows}
         if filters:
             base["filters"] = json.dumps(filters, separators=(",", ":"))
         seen: set[str] = set()
@@ -216,7 +217,7 @@ class KnackClient:
         if since is None:
             yield from self.iter_pages(container_key, scene_id, None, rows_per_page, modified_field, zone)
             return
-        if not modified_field or tz is None:
+        if not modified_field or zone is None:
             raise KnackError("an incremental fetch needs the modified date field and the app timezone",
                              app=self.app_name, container=container_key)
         since = since if since.tzinfo else since.replace(tzinfo=UTC)

@@ -6,10 +6,13 @@ then the ``records-to-store`` task (``offload.py`` does its work), then the meta
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -47,11 +50,12 @@ def knack_client(app: AppConfig, env: str, settings: Settings | None = None) -> 
 class Progress:
     """A progress artifact and a log line with counts every ``PROGRESS_EVERY_S`` seconds of a fetch."""
 
-    def __init__(self, name: str, client: KnackClient, log: Any) -> None:
+    def __init__(self, name: str, client: KnackClient, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
         self.name, self.client, self.log = name, client, log
         self.last = time.monotonic()
-        self.artifact_id = create_progress_artifact(
-            progress=0.0, key=artifact_key("fetch", name), description=f"records of {name} fetched from Knack")
+        # called outside an event loop, Prefect's dual sync/async function returns the id itself
+        self.artifact_id = cast(UUID, create_progress_artifact(
+            progress=0.0, key=artifact_key("fetch", name), description=f"records of {name} fetched from Knack"))
 
     def update(self, stats: WriteStats) -> None:
         if time.monotonic() - self.last < PROGRESS_EVERY_S:
@@ -121,7 +125,7 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
     undated: dict[str, str] = {}  # record id → why its modified date cannot be read
 
-    def pages(fetch_from: datetime | None) -> Any:
+    def pages(fetch_from: datetime | None) -> Iterator[list[dict[str, Any]]]:
         for page in client.iter_records(cfg.key, scene_id=cfg.scene_id, since=fetch_from,
                                         modified_field=cfg.modified_date_field_id, tz=tz,
                                         rows_per_page=settings.knack_rows_per_page):

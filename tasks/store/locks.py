@@ -189,7 +189,7 @@ def acquire(storage: Storage, key: str, owner: str, ttl: timedelta, *, what: str
                 return Held(storage, key, owner, ttl, what, etag, sent, acquired, wall)
         current, seen = storage.get_versioned(key)
         absent = current is None or seen is None
-        if absent:
+        if current is None or seen is None:
             continue  # released in between: try to create it again
         doc = _parse(current)
         life = declared_life(doc, ttl)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.domain.layout import metadata_key
+
+if TYPE_CHECKING:
+    from tasks.store.backends import Storage
 
 _LOCK = threading.Lock()
 _RUNS: dict[tuple[str, str], list[Any]] = {}  # (env, app) → [holders, {key: body}]
@@ -36,7 +39,7 @@ def remembering_metadata(env: str, app: str) -> Iterator[None]:
                 del _RUNS[where]
 
 
-def remembered(storage: Any, env: str, app: str) -> Any:
+def remembered(storage: Storage, env: str, app: str) -> Storage:
     """``storage``, or a view of it that remembers the app's metadata while a run holds it."""
     with _LOCK:
         entry = _RUNS.get((env, app))
@@ -46,7 +49,7 @@ def remembered(storage: Any, env: str, app: str) -> Any:
 class MetadataOnce:
     """A storage that serves one key (the metadata) from memory after its first read or write."""
 
-    def __init__(self, storage: Any, key: str, memory: dict[str, bytes | None]) -> None:
+    def __init__(self, storage: Storage, key: str, memory: dict[str, bytes | None]) -> None:
         self._storage = storage
         self._key = key
         self._memory = memory

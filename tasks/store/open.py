@@ -6,6 +6,7 @@ per process (boto3 clients are thread-safe), so the connection pool is set up on
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def describe_store(env: str, settings: Settings) -> str:
     return f"{where} ({choice.reason})"
 
 
-def log_store_choice(env: str, settings: Settings, log: Any) -> str:
+def log_store_choice(env: str, settings: Settings, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> str:
     """Log which store this run uses and why (a warning for prod on a local folder); returns the line."""
     choice = store_choice(env, settings)
     line = f"store: {describe_store(env, settings)}"

@@ -52,8 +52,8 @@ def app_with(container: Any = None, **app: Any) -> dict[str, Any]:
     ({"store": "local\n", "apps": {}}, "settings: store: Input should be 'auto', 's3' or 'local', got 'local\\n'"),
     ({"apps": {"demo\n": {"containers": {"object_1": OBJECT}}}}, "app 'demo\\n': app names are lower-case"),
     (app_with({**OBJECT, "modified_date_field_id": "field_27\n"}), "must be a Knack field key like field_12"),
-    ({"apps": {"demo": {"containers": {"object_1 ": OBJECT}}}}, "container key must be object_N or view_N, got 'object_1 '"),
-    (app_with({**OBJECT, "socrata_resource_id": "abcd-1234\n"}), "socrata_resource_id must look like abcd-1234"),
+    ({"apps": {"demo": {"containers": {"object_1 ": OBJECT}}}}, "container 'object_1 ': key must be object_N or view_N, got 'object_1 '"),
+    (app_with({**OBJECT, "socrata_resource_id": "abcd-1234\n"}), "socrata_resource_id must be a Socrata dataset id like abcd-1234"),
     (app_with({**OBJECT, "socrata_field_map": {"field_2": "status\n"}}), "socrata_field_map[field_2] must be a lower-case"),
 ], ids=lambda v: "" if isinstance(v, str) else None)
 def test_config_rule_names_what_to_fix(raw: Any, expected: str) -> None:

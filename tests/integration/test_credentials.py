@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,58 @@ def test_s3_store_from_block_then_environment_then_local(moto_server: object, s3
         assert SECRET not in repr(location)
     finally:
         S3Bucket.delete("s3-prod")
+
+
+def test_a_run_remembers_the_s3_block_for_its_threads_and_subflows_only(moto_server: object, s3_bucket: tuple,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextvars
+    import threading
+
+    from prefect_aws import AwsCredentials, S3Bucket
+
+    from tasks.credentials import choose_store, remembering_s3_block
+
+    _, bucket = s3_bucket
+    env = f"e{uuid.uuid4().hex[:6]}"  # a block name no other test saves
+    loads: list[str] = []
+    load = S3Bucket.load
+
+    def counted_load(name: str, *args: object, **kwargs: object) -> object:  # counts, then loads for real
+        loads.append(name)
+        return load(name, *args, **kwargs)
+
+    def bucket_seen() -> str | None:
+        location = choose_store(env, "the-config-bucket", "s3").location
+        return location.bucket if location is not None else None
+
+    def in_thread(fn: Callable[[list[str | None]], object]) -> str | None:
+        seen: list[str | None] = []
+        thread = threading.Thread(target=fn, args=(seen,))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    monkeypatch.setattr(S3Bucket, "load", staticmethod(counted_load))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    S3Bucket(bucket_name=bucket, credentials=AwsCredentials(aws_access_key_id="testing",
+                                                            aws_secret_access_key="testing")).save(f"s3-{env}")
+    try:
+        with remembering_s3_block(env):
+            assert [bucket_seen() for _ in range(3)] == [bucket] * 3
+            with remembering_s3_block(env):  # a subflow of the run shares the run's look
+                assert bucket_seen() == bucket
+            ctx = contextvars.copy_context()  # a task or subflow thread starts in a copy of the run's context
+            assert in_thread(lambda seen: seen.append(ctx.run(bucket_seen))) == bucket
+            assert len(loads) == 1
+            # a thread outside the run (another run in the same process) looks for itself
+            assert in_thread(lambda seen: seen.append(bucket_seen())) == bucket
+            assert len(loads) == 2
+            S3Bucket.delete(f"s3-{env}")
+            assert bucket_seen() == bucket  # the run keeps what it found at its start
+            assert len(loads) == 2
+        assert bucket_seen() == "the-config-bucket"  # the next run sees the block gone
+        assert len(loads) == 3
+    finally:
+        with contextlib.suppress(Exception):
+            S3Bucket.delete(f"s3-{env}")

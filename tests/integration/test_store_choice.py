@@ -66,3 +66,45 @@ def test_prod_auto_with_no_credentials_anywhere_refuses_a_local_folder(pipeline:
     assert "prod never falls back to a local folder" in error_of(state)
     assert not local.exists()
     assert pipeline.knack.counters()["requests"] == 0  # refused before Knack is asked for anything
+
+
+def _stored_keys(pipeline: Pipeline, bucket: str, prefix: str) -> list[str]:
+    return sorted(item["Key"][len(prefix):-5] for page in pipeline.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix) for item in page.get("Contents", []))
+
+
+def test_a_sync_loads_the_s3_block_once_and_the_next_run_sees_it_change(pipeline: Pipeline,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step and destination subflow of a sync asks which store to use; the block is loaded once."""
+    from prefect_aws import AwsCredentials, S3Bucket
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    from flows.sync import sync
+    from tasks.credentials import choose_store
+
+    loads: list[str] = []
+    load = S3Bucket.load
+
+    def counted_load(name: str, *args: object, **kwargs: object) -> object:  # counts, then loads for real
+        loads.append(name)
+        return load(name, *args, **kwargs)
+
+    monkeypatch.setattr(S3Bucket, "load", staticmethod(counted_load))
+    block_bucket = f"{pipeline.bucket}-block"  # not the config's bucket: the records show which was used
+    pipeline.s3.create_bucket(Bucket=block_bucket)
+    creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+                           aws_client_parameters=AwsClientParameters(endpoint_url=os.environ["AWS_ENDPOINT_URL"]))
+    S3Bucket(bucket_name=block_bucket, credentials=creds).save("s3-dev", overwrite=True)
+    try:
+        report = sync(app="demo", container="object_1", env="dev", config_path=str(pipeline.config_path))
+        assert set(report["published"]) == {"socrata", "agol"}  # two destination subflows asked as well
+        assert loads == ["s3-dev"]
+        assert _stored_keys(pipeline, block_bucket, "dev/demo/object_1/") == pipeline.knack_ids("object_1")
+        assert _stored_keys(pipeline, pipeline.bucket, "dev/demo/") == []
+    finally:
+        S3Bucket.delete("s3-dev")
+    # the run is over: the next look finds the block gone and uses the config's bucket
+    after = choose_store("dev", pipeline.bucket, "s3")
+    assert loads == ["s3-dev", "s3-dev"]
+    assert after.location is not None and after.location.bucket == pipeline.bucket
+    assert after.location.source == "environment"

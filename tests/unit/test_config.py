@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.domain.config import check_env, load_config, parse_config
+from tasks.domain.config import Settings, check_env, load_config, parse_config
 from tasks.domain.errors import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -80,6 +80,30 @@ def test_unknown_top_level_key_and_bad_settings() -> None:
         with pytest.raises(ConfigError, match="settings: republish_cron"):
             parse_config({"republish_cron": bad, "apps": {}}, "cfg.yaml")
     assert parse_config({"republish_cron": "*/15 3 1-7 * SUN", "apps": {}}, "cfg.yaml").settings.republish_cron
+
+
+@pytest.mark.parametrize(("setting", "bad", "expected"), [
+    ("republish_cron", "37 3 * *", "settings: republish_cron must be a cron line of five fields (minute hour day "
+                                   "month weekday), e.g. '37 3 * * 0' for Sundays at 03:37, got '37 3 * *'"),
+    ("alert_block", "knack-alerts", "settings: alert_block must be a Prefect block as <block-type-slug>/"
+                                    "<block-name>, e.g. slack-webhook/knack-alerts, got 'knack-alerts'"),
+])
+def test_a_setting_of_the_wrong_shape_is_refused_in_words(setting: str, bad: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({setting: bad, "apps": {}}, "cfg.yaml")
+    assert str(err.value) == f"cfg.yaml: {expected}"
+
+
+def test_a_key_with_other_digits_than_ascii_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"modified_date_field_id must be a Knack field key like field_12"):
+        parse_config(with_container("object_11", {"modified_date_field_id": "field_\u0661\u0662"}), "cfg.yaml")
+    with pytest.raises(ConfigError, match=r"key must be object_N or view_N"):
+        parse_config(with_container("object_\u0661", {"modified_date_field_id": "field_1"}), "cfg.yaml")
+
+
+def test_every_setting_is_described() -> None:
+    undocumented = [name for name, field in Settings.model_fields.items() if not field.description]
+    assert undocumented == []
 
 
 def test_bad_app_names_and_settings() -> None:

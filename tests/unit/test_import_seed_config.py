@@ -72,7 +72,7 @@ def test_unknown_keys_and_bad_values_are_refused_by_app_container_and_key(tmp_pa
     assert main([str(seed), "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "app 'data-tracker', container 'view_197', key 'dest_apps': not a seed container property" in err, err
-    assert "app 'data-tracker', container 'object_11': socrata_resource_id: socrata_resource_id must look like" in err
+    assert "app 'data-tracker', container 'object_11': socrata_resource_id must be a Socrata dataset id like abcd-1234, got 'not-a-dataset-id'" in err
     assert "nothing written" in err and not out.exists()
 
 
