@@ -22,10 +22,11 @@ COPY tasks ./tasks
 COPY blocks ./blocks
 COPY config ./config
 RUN uv sync --frozen --no-cache --no-editable
-# what no run imports: the libraries' own test suites, Arrow Flight, C headers and sources
+# what no run can load: the libraries' own test suites, and the builds of extension modules for other
+# platforms and Pythons (arcgis ships Windows, macOS and CPython 3.12-3.14 builds of one in every install)
 WORKDIR /opt/venv/lib/python3.11/site-packages
 RUN find . -depth -type d -name tests -exec rm -rf {} + \
-    && rm -rf pyarrow/include pyarrow/src pyarrow/*flight* pyarrow/*.pyx pyarrow/*.pxd
+    && find . \( -name '*.pyd' -o -name '*-darwin.so' -o -name '*.cpython-31[2-9]-*.so' \) -delete
 
 
 FROM python:3.11.14-slim-bookworm

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # would write into this machine's Python
 SKIP_RUN = ("useradd", "python -m compileall")
 LOCK_FILES = {"pyproject.toml", "uv.lock"}
-RUN_IMPORTS = ("arcgis.gis", "arcgis.features", "pandas", "pyarrow", "pyarrow.compute", "deltalake", "sodapy",
+RUN_IMPORTS = ("arcgis.gis", "arcgis.features", "pandas", "arro3.core", "deltalake", "sodapy",
                "knackpy", "tasks.table.client", "tasks.agol.client", "tasks.socrata.client")
 
 

@@ -14,6 +14,9 @@ and ``_synced_at`` (when the run that wrote the row started).
 
 ``table_row_digest`` is the drift audit's digest of a row: the same for the row a run writes and the row
 read back from the table, ``_synced_at`` left out (it changes every run).
+
+Types and batches are built with ``arro3.core``, the Arrow library delta-rs itself depends on (the Arrow
+PyCapsule interface carries them to it): no pyarrow at run time.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
+from arro3.core import Array, DataType, Field, RecordBatch, Schema, list_array, struct_array
 
 from tasks.domain.errors import ConfigError
 from tasks.domain.formatting import NUMERIC, Address, ContainerSchema
@@ -37,37 +40,40 @@ SYNCED_COLUMN = "_synced_at"
 SYSTEM_COLUMNS = (ID_COLUMN, MODIFIED_COLUMN, SYNCED_COLUMN)
 PER_RUN_COLUMNS = frozenset({SYNCED_COLUMN})  # set by every run whatever the record: not in a row's digest
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-ADDRESS = pa.struct([("text", pa.string()), ("latitude", pa.float64()), ("longitude", pa.float64())])
-LIST = pa.list_(pa.string())
+STRING = DataType.string()
+DOUBLE = DataType.float64()
+BOOL = DataType.bool()
+TIMESTAMP = DataType.timestamp("us", tz="UTC")
+ADDRESS = DataType.struct([Field("text", STRING), Field("latitude", DOUBLE), Field("longitude", DOUBLE)])
+LIST = DataType.list(Field("item", STRING))
 
 
-def column_type(knack_type: str) -> pa.DataType:
+def column_type(knack_type: str) -> DataType:
     """The Arrow type of a Knack field type's column."""
     if knack_type in NUMERIC:
-        return pa.float64()
+        return DOUBLE
     if knack_type == "date_time":
         return TIMESTAMP
     if knack_type == "boolean":
-        return pa.bool_()
+        return BOOL
     if knack_type == "address":
         return ADDRESS
     if knack_type in ("multiple_choice", "connection"):
         return LIST
-    return pa.string()
+    return STRING
 
 
-def table_schema(schema: ContainerSchema, names: Mapping[str, str]) -> pa.Schema:
+def table_schema(schema: ContainerSchema, names: Mapping[str, str]) -> Schema:
     """``id``, one column per published field (in the container's order), then the modified and sync times."""
     taken = {name: key for key, name in names.items()}
     for system in SYSTEM_COLUMNS[1:]:
         if system in taken:
             raise ConfigError(f"{schema.container}: field {taken[system]} becomes column {system!r}, which the "
                               f"analytics table keeps for itself; add a socrata_field_map entry for it")
-    fields = [pa.field(ID_COLUMN, pa.string(), nullable=False)]
-    fields += [pa.field(names[f.key], column_type(f.type)) for f in schema.fields if f.key in names]
-    fields += [pa.field(MODIFIED_COLUMN, TIMESTAMP), pa.field(SYNCED_COLUMN, TIMESTAMP)]
-    return pa.schema(fields)
+    fields = [Field(ID_COLUMN, STRING, nullable=False)]
+    fields += [Field(names[f.key], column_type(f.type)) for f in schema.fields if f.key in names]
+    fields += [Field(MODIFIED_COLUMN, TIMESTAMP), Field(SYNCED_COLUMN, TIMESTAMP)]
+    return Schema(fields)
 
 
 def _utc(value: Any) -> datetime | None:
@@ -90,7 +96,7 @@ def _address(value: Any) -> dict[str, Any] | None:
             "longitude": located.longitude if located else None}
 
 
-def to_table_value(value: Any, kind: pa.DataType) -> Any:
+def to_table_value(value: Any, kind: DataType) -> Any:
     """One formatted value (``format_value``) as its column type wants it."""
     if value is None:
         return None
@@ -101,14 +107,14 @@ def to_table_value(value: Any, kind: pa.DataType) -> Any:
     if kind == LIST:
         items = value if isinstance(value, list) else [value]
         return [str(v) for v in items if v is not None] or None
-    if pa.types.is_floating(kind):
+    if DataType.is_floating(kind):
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    if pa.types.is_boolean(kind):
+    if DataType.is_boolean(kind):
         return value if isinstance(value, bool) else None
     return as_text(value, date=lambda moment: moment.isoformat())
 
 
-def to_table_row(record_id: str, formatted: Mapping[str, Any], names: Mapping[str, str], schema: pa.Schema,
+def to_table_row(record_id: str, formatted: Mapping[str, Any], names: Mapping[str, str], schema: Schema,
                  *, modified_field: str, synced_at: datetime) -> dict[str, Any]:
     """One record as a table row: every column of ``schema``, missing values null."""
     row: dict[str, Any] = {name: None for name in schema.names}
@@ -120,6 +126,49 @@ def to_table_row(record_id: str, formatted: Mapping[str, Any], names: Mapping[st
     row[MODIFIED_COLUMN] = _utc(formatted.get(modified_field))
     row[SYNCED_COLUMN] = _utc(synced_at)
     return row
+
+
+def to_record_batch(rows: list[dict[str, Any]], schema: Schema) -> RecordBatch:
+    """Rows (``to_table_row``) as one Arrow record batch of ``schema``; a value of the wrong type (or a null
+    ``id``) raises, naming its column."""
+    columns = []
+    for field in (schema.field(i) for i in range(len(schema))):
+        try:
+            columns.append(_column([row.get(field.name) for row in rows], field.type))
+        except Exception as exc:  # noqa: BLE001 - arro3 raises its own kinds
+            raise TypeError(f"analytics table column {field.name!r}: {exc}") from None
+    try:
+        return RecordBatch.from_arrays(columns, schema=schema)
+    except Exception as exc:  # noqa: BLE001 - a null id, which the schema refuses
+        raise TypeError(f"analytics table rows: {exc}") from None
+
+
+def _column(values: list[Any], kind: DataType) -> Array:
+    """One column's values as an Arrow array of ``kind`` (None is null): built from Python values for the
+    flat types, from offsets and children for lists and structs, from epoch microseconds for timestamps."""
+    nulls = Array([v is None for v in values], type=BOOL)
+    if DataType.is_timestamp(kind):
+        if any(v is not None and not isinstance(v, datetime) for v in values):
+            raise TypeError("a timestamp column takes datetimes only")
+        micros = [None if v is None else canonical_table_value(v) for v in values]
+        return Array(micros, type=DataType.int64()).cast(kind)
+    if DataType.is_list(kind):
+        assert kind.value_field is not None
+        offsets, items = [0], []
+        for value in values:
+            if value is not None:
+                if not isinstance(value, list | tuple):
+                    raise TypeError(f"a list column takes lists, not {type(value).__name__}")
+                items.extend(value)
+            offsets.append(len(items))
+        return list_array(Array(offsets, type=DataType.int32()), _column(items, kind.value_field.type),
+                          type=kind, mask=nulls)
+    if DataType.is_struct(kind):
+        if any(v is not None and not isinstance(v, Mapping) for v in values):
+            raise TypeError("a struct column takes mappings only")
+        children = [_column([None if v is None else v.get(f.name) for v in values], f.type) for f in kind.fields]
+        return struct_array(children, fields=kind.fields, type=kind, mask=nulls)
+    return Array(values, type=kind)
 
 
 def schema_drift(stored: Mapping[str, str] | None, wanted: Mapping[str, str]) -> list[str]:
@@ -139,7 +188,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def canonical_table_value(value: Any) -> Any:
-    """A typed table value (as ``to_table_row`` gives it, or as pyarrow reads it back) in one JSON form:
+    """A typed table value (as ``to_table_row`` gives it, or as read back from the table) in one JSON form:
     timestamps as epoch microseconds (a naive one taken as UTC), numbers as floats (not-a-number and the
     infinities as text), booleans, text as it is, lists item by item, structs field by field."""
     if value is None or isinstance(value, bool | str):

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-from deltalake import DeltaTable, Schema, write_deltalake
+from arro3.core import RecordBatch, RecordBatchReader
+from arro3.core import Schema as ArrowSchema
+from deltalake import DeltaTable, QueryBuilder, Schema, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from tasks.domain.config import Settings
@@ -75,34 +76,46 @@ def open_table(where: TableLocation) -> DeltaTable | None:
         return None
 
 
-def column_types(schema: Schema | pa.Schema) -> dict[str, str]:
+def column_types(schema: Schema | ArrowSchema) -> dict[str, str]:
     """Column name → its Delta type (as JSON), for a table's schema or the Arrow schema a run writes."""
     delta = schema if isinstance(schema, Schema) else Schema.from_arrow(schema)
     return {f["name"]: json.dumps(f["type"], sort_keys=True) for f in json.loads(delta.to_json())["fields"]}
+
+
+def _quoted(name: str) -> str:
+    """A column name as a SQL identifier (DataFusion: double quotes, case kept)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _select(table: DeltaTable, columns: list[str], batch: int = 8192) -> RecordBatchReader:
+    """The table's ``columns``, streamed by delta-rs's own query engine (DataFusion) in batches of at most
+    ``batch`` rows, as Arrow record batches."""
+    query = QueryBuilder({"datafusion.execution.batch_size": str(batch)}).register("held", table)
+    return query.execute(f"SELECT {', '.join(_quoted(c) for c in columns)} FROM held")
 
 
 def table_ids(table: DeltaTable | None) -> set[str]:
     """Every record id the table holds."""
     if table is None:
         return set()
-    return set(table.to_pyarrow_table(columns=[ID_COLUMN]).column(ID_COLUMN).to_pylist())
+    return {value for part in _select(table, [ID_COLUMN]) for value in part.column(ID_COLUMN).to_pylist()}
 
 
 def table_rows(table: DeltaTable, columns: Iterable[str], batch: int) -> Iterator[list[dict[str, Any]]]:
     """The table's rows (only ``columns``, those it has), ``batch`` rows at a time, streamed from its files."""
-    held = set(pa.schema(table.schema().to_arrow()).names)
+    held = set(table.schema().to_arrow().names)
     wanted = [name for name in columns if name in held]
-    for part in table.to_pyarrow_dataset().to_batches(columns=wanted, batch_size=batch):
+    for part in _select(table, wanted, batch):
         if part.num_rows:
-            yield part.to_pylist()
+            yield list(part.to_struct_array().to_pylist())  # arro3's stubs say ndarray; it is a list of dicts
 
 
-def stream(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatchReader:
+def stream(schema: ArrowSchema, batches: Iterator[RecordBatch]) -> RecordBatchReader:
     """Batches as one stream: delta-rs writes it in one commit without holding it whole."""
-    return pa.RecordBatchReader.from_batches(schema, batches)
+    return RecordBatchReader.from_batches(schema, batches)
 
 
-def merge_rows(where: TableLocation, table: DeltaTable | None, rows: pa.RecordBatchReader) -> dict[str, int]:
+def merge_rows(where: TableLocation, table: DeltaTable | None, rows: RecordBatchReader) -> dict[str, int]:
     """Upsert rows by ``id`` in one commit (a new table is created); new columns are added to the table."""
     if table is None:
         write_deltalake(where.uri, rows, mode="error", storage_options=where.storage_options or None)
@@ -118,7 +131,7 @@ def merge_rows(where: TableLocation, table: DeltaTable | None, rows: pa.RecordBa
             "files_removed": int(metrics.get("num_target_files_removed", 0))}
 
 
-def rewrite(where: TableLocation, rows: pa.RecordBatchReader) -> dict[str, int]:
+def rewrite(where: TableLocation, rows: RecordBatchReader) -> dict[str, int]:
     """Replace the table's rows and schema in one commit (readers see the old version or the new one)."""
     write_deltalake(where.uri, rows, mode="overwrite", schema_mode="overwrite",
                     storage_options=where.storage_options or None)

@@ -26,8 +26,8 @@ from tasks.domain.layout import table_key
 from tasks.domain.results import PublishResult
 from tasks.publishing import PublishContext, publish
 
-if TYPE_CHECKING:  # pyarrow and deltalake are imported by the run that writes (``open``), not before
-    import pyarrow as pa
+if TYPE_CHECKING:  # arro3 and deltalake are imported by the run that writes (``open``), not before
+    from arro3.core import RecordBatch, Schema
 
     from tasks.table.client import TableLocation
 
@@ -58,7 +58,7 @@ class AnalyticsTable:
 
         self.delta = delta
         self.ctx = ctx
-        self.schema: pa.Schema = table_schema(ctx.schema, ctx.names)
+        self.schema: Schema = table_schema(ctx.schema, ctx.names)
         self.where = delta.table_location(self.env, self.app, self.cfg.key, self.settings)
         try:
             self.table = delta.open_table(self.where)
@@ -79,12 +79,12 @@ class AnalyticsTable:
         return to_table_row(record_id, values, self.ctx.names, self.schema,
                             modified_field=self.cfg.modified_date_field_id, synced_at=self.synced_at)
 
-    def _batches(self, payloads: Iterator[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
+    def _batches(self, payloads: Iterator[dict[str, Any]]) -> Iterator[RecordBatch]:
+        from tasks.domain.table import to_record_batch
 
         while rows := list(islice(payloads, self.batch_size)):
             fence.check()  # a merge streaming past the lease aborts before it commits
-            yield pa.RecordBatch.from_pylist(rows, schema=self.schema)
+            yield to_record_batch(rows, self.schema)
 
     def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
         assert self.where is not None

@@ -1,7 +1,7 @@
 """A run costs what it does: ``python flows/sync.py`` of one container against a Prefect API server, the
 S3 store (moto behind the benchmark's counting middleware), Knack, Socrata and ArcGIS emulators.
 
-- a run that finds nothing new imports none of the publishing libraries (arcgis, pandas, pyarrow,
+- a run that finds nothing new imports none of the publishing libraries (arcgis, pandas, arro3,
   deltalake), read from ``python -X importtime``'s own list of what the process imported;
 - it reads each state object at most once (counted by the S3 endpoint, per key), and makes a bounded
   number of store requests in all;
@@ -35,7 +35,7 @@ from tests.fixtures.socrata import SOCRATA_APP_TOKEN, SOCRATA_PASSWORD, SOCRATA_
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = {"arcgis", "pandas", "pyarrow", "deltalake"}
+HEAVY = {"arcgis", "pandas", "arro3", "deltalake"}
 DESTINATIONS = ("socrata", "agol", "table")
 # The GETs of a run that finds nothing new (one container, three destinations): the metadata and its fetch
 # stamp once; the Knack cursor once; the manifest and each destination's cursor by the offload (without
@@ -140,7 +140,7 @@ def test_a_run_with_nothing_new_imports_and_reads_only_what_it_uses(
 
         edited = knack.edit_random("object_1", 3, seed=27)
         modules, counts = sync()  # three records changed: every destination gets them
-        assert {"arcgis", "pyarrow", "deltalake"} <= modules
+        assert {"arcgis", "arro3", "deltalake"} <= modules
         assert counts["counts"].get("put:record") == 3
         assert counts["counts"].get("put:table", 0) > 0  # the table's merge commit
         sent = [row["id"] for entry in socrata_emulator.requests if entry["method"] in ("POST", "PUT")

@@ -51,13 +51,13 @@ def edit(rig: Rig, ids: list[str], tag: str) -> dict[str, str]:
 def table_notes(rig: Rig) -> dict[str, Any]:
     from botocore.credentials import Credentials
 
-    from tasks.table.client import TableLocation, open_table, s3_storage_options
+    from tasks.table.client import TableLocation, open_table, s3_storage_options, table_rows
 
     where = TableLocation(f"s3://{rig.bucket}/{rig.env}/{rig.app}/_tables/object_1",
                           s3_storage_options(rig.s3, Credentials("testing", "testing")))
     table = open_table(where)
     assert table is not None, "no table was written"
-    return {row["id"]: row["notes"] for row in table.to_pyarrow_table(columns=["id", "notes"]).to_pylist()}
+    return {row["id"]: row["notes"] for rows in table_rows(table, ["id", "notes"], 1000) for row in rows}
 
 
 def assert_latest(rig: Rig, values: dict[str, str], table: bool = False) -> None:

@@ -17,15 +17,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
-import pyarrow as pa
 import pytest
 import yaml
+from arro3.core import DataType, Field, Schema
 from botocore.credentials import Credentials
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable, QueryBuilder, write_deltalake
 
 from flows.metadata_to_s3 import metadata_to_s3
 from tasks.domain.knack import knack_instant
-from tasks.domain.table import ADDRESS, LIST, TIMESTAMP
+from tasks.domain.table import ADDRESS, BOOL, DOUBLE, LIST, STRING, TIMESTAMP, to_record_batch
 from tasks.table.client import TableLocation, merge_rows, open_table, s3_storage_options, stream, table_ids
 from tests.faults.fixtures import agol_secret, make_rig, secret_log  # noqa: F401
 from tests.faults.harness import Rig, error_of
@@ -64,10 +64,10 @@ def table(rig: Rig) -> DeltaTable:
 
 
 def rows(rig: Rig) -> dict[str, dict[str, Any]]:
-    """The table's rows by id, read through DuckDB as an analyst would."""
-    arrow = table(rig).to_pyarrow_table()  # noqa: F841 - DuckDB finds it by name
-    result = duckdb.sql("SELECT * FROM arrow ORDER BY id").fetch_arrow_table()
-    return {r["id"]: r for r in result.to_pylist()}
+    """The table's rows by id, read through DuckDB as an analyst would (from delta-rs's Arrow stream)."""
+    arrow = QueryBuilder().register("held", table(rig)).execute("SELECT * FROM held")  # noqa: F841 - by name
+    result = duckdb.sql("SELECT * FROM arrow ORDER BY id")
+    return {r["id"]: r for r in (dict(zip(result.columns, row, strict=True)) for row in result.fetchall())}
 
 
 def last_commit(rig: Rig) -> dict[str, Any]:
@@ -103,15 +103,15 @@ def test_full_sync_rows_are_knacks_records_with_real_types(rig: Rig) -> None:
     knack = {r["id"]: r for r in rig.knack.records("object_1")}
     assert report["published"]["table"]["upserted"] == len(knack) == RECORDS
     schema = table(rig).schema().to_arrow()
-    types = {f.name: pa.field(f).type for f in pa.schema(schema)}
-    assert types["id"] == pa.string()
-    assert types["lane_count"] == pa.float64() and types["install_cost"] == pa.float64()
-    assert types["pedestrian_signal"] == pa.bool_()
+    types = {f.name: f.type for f in schema}
+    assert types["id"] == STRING
+    assert types["lane_count"] == DOUBLE and types["install_cost"] == DOUBLE
+    assert types["pedestrian_signal"] == BOOL
     assert types["date_time_start"] == TIMESTAMP and types["_knack_modified"] == TIMESTAMP
     assert types["_synced_at"] == TIMESTAMP
-    assert pa.types.is_list(types["status"]) and pa.types.is_list(types["corridor"])
+    assert DataType.is_list(types["status"]) and DataType.is_list(types["corridor"])
     assert LIST.value_type == types["corridor"].value_type
-    assert pa.types.is_struct(types["location"]) and types["location"].num_fields == ADDRESS.num_fields
+    assert DataType.is_struct(types["location"]) and types["location"].num_fields == ADDRESS.num_fields
     got = rows(rig)
     assert sorted(got) == sorted(knack)
     for rid, record in knack.items():
@@ -187,7 +187,7 @@ def test_a_field_added_in_knack_adds_a_column(rig: Rig) -> None:
         metadata_to_s3(app=rig.app, env=rig.env, refresh=True, config_path=str(rig.config_path))
         rig.ok()
         got = rows(rig)
-        assert pa.schema(table(rig).schema().to_arrow()).field("inspector_remarks").type == pa.float64()
+        assert table(rig).schema().to_arrow().field("inspector_remarks").type == DOUBLE
         assert {rid for rid, row in got.items() if row["inspector_remarks"] == 7.0} == set(edited)
         assert len(got) == RECORDS
     finally:
@@ -205,7 +205,7 @@ def test_a_renamed_field_rewrites_the_table_under_the_new_names(rig: Rig) -> Non
         metadata_to_s3(app=rig.app, env=rig.env, refresh=True, config_path=str(rig.config_path))
         report = rig.ok()
         assert report["published"]["table"]["upserted"] == RECORDS  # every row again
-        names = pa.schema(table(rig).schema().to_arrow()).names
+        names = table(rig).schema().to_arrow().names
         assert "field_notes" in names and "notes" not in names
         knack = {r["id"]: r for r in rig.knack.records("object_1")}
         for rid, row in rows(rig).items():
@@ -297,16 +297,15 @@ def test_rows_edited_or_deleted_by_hand_in_the_table_are_merged_again(rig: Rig) 
 def test_racing_writers_both_commit(rig: Rig) -> None:
     """Two writers (beside any run's lock) committing at once: each commit lands at its own version."""
     where = location(rig, "object_9")
-    schema = pa.schema([("id", pa.string()), ("value", pa.float64())])
-    merge_rows(where, None, stream(schema, iter([pa.RecordBatch.from_pylist([{"id": "seed", "value": 0.0}],
-                                                                              schema=schema)])))
+    schema = Schema([Field("id", STRING), Field("value", DOUBLE)])
+    merge_rows(where, None, stream(schema, iter([to_record_batch([{"id": "seed", "value": 0.0}], schema)])))
     errors: list[str] = []
     start = threading.Barrier(4)
 
     def write(n: int) -> None:
         start.wait()
         try:
-            write_deltalake(where.uri, pa.Table.from_pylist([{"id": f"w{n}", "value": float(n)}], schema=schema),
+            write_deltalake(where.uri, to_record_batch([{"id": f"w{n}", "value": float(n)}], schema),
                             mode="append", storage_options=where.storage_options or None)
         except Exception as exc:  # noqa: BLE001 - collected and asserted on
             errors.append(repr(exc))

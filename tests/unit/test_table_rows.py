@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from arro3.core import DataType, Field, Schema
+from deltalake import DeltaTable, write_deltalake
 
 from emulators.knack.generator import generate_app
 from tasks.domain.config import parse_config
@@ -17,16 +18,21 @@ from tasks.domain.errors import ConfigError
 from tasks.domain.formatting import Address, container_schema, destination_names, format_record
 from tasks.domain.table import (
     ADDRESS,
+    BOOL,
+    DOUBLE,
     LIST,
+    STRING,
     TIMESTAMP,
     canonical_table_value,
     column_type,
     schema_drift,
     table_row_digest,
     table_schema,
+    to_record_batch,
     to_table_row,
     to_table_value,
 )
+from tasks.table.client import stream, table_rows
 from tests.fixtures import KNACKPY_TEST_APP
 
 pytestmark = pytest.mark.unit
@@ -36,24 +42,24 @@ SYNCED = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("knack_type", "expected"), [
-    ("number", pa.float64()), ("currency", pa.float64()), ("rating", pa.float64()), ("equation", pa.float64()),
-    ("auto_increment", pa.float64()), ("sum", pa.float64()), ("date_time", TIMESTAMP), ("boolean", pa.bool_()),
-    ("address", ADDRESS), ("multiple_choice", LIST), ("connection", LIST), ("short_text", pa.string()),
-    ("paragraph_text", pa.string()), ("rich_text", pa.string()), ("email", pa.string()), ("link", pa.string()),
-    ("phone", pa.string()), ("name", pa.string()), ("timer", pa.string()), ("file", pa.string()),
-    ("image", pa.string()), ("signature", pa.string()), ("concatenation", pa.string()),
+    ("number", DOUBLE), ("currency", DOUBLE), ("rating", DOUBLE), ("equation", DOUBLE),
+    ("auto_increment", DOUBLE), ("sum", DOUBLE), ("date_time", TIMESTAMP), ("boolean", BOOL),
+    ("address", ADDRESS), ("multiple_choice", LIST), ("connection", LIST), ("short_text", STRING),
+    ("paragraph_text", STRING), ("rich_text", STRING), ("email", STRING), ("link", STRING),
+    ("phone", STRING), ("name", STRING), ("timer", STRING), ("file", STRING),
+    ("image", STRING), ("signature", STRING), ("concatenation", STRING),
 ])
-def test_each_knack_type_has_its_column_type(knack_type: str, expected: pa.DataType) -> None:
+def test_each_knack_type_has_its_column_type(knack_type: str, expected: DataType) -> None:
     assert column_type(knack_type) == expected
 
 
 @pytest.mark.parametrize(("value", "kind", "expected"), [
-    (None, pa.float64(), None),
-    (8, pa.float64(), 8.0),
-    (139809.93, pa.float64(), 139809.93),
-    (True, pa.float64(), None),  # a boolean is never a number
-    (True, pa.bool_(), True),
-    ("yes", pa.bool_(), None),   # formatting already turned Yes/No into booleans; anything else is unknown
+    (None, DOUBLE, None),
+    (8, DOUBLE, 8.0),
+    (139809.93, DOUBLE, 139809.93),
+    (True, DOUBLE, None),  # a boolean is never a number
+    (True, BOOL, True),
+    ("yes", BOOL, None),   # formatting already turned Yes/No into booleans; anything else is unknown
     (datetime(2019, 1, 7, 9, 26, tzinfo=CHICAGO), TIMESTAMP, datetime(2019, 1, 7, 15, 26, tzinfo=UTC)),
     (datetime(2019, 7, 7, 9, 26, tzinfo=CHICAGO), TIMESTAMP, datetime(2019, 7, 7, 14, 26, tzinfo=UTC)),  # CDT
     ("Active", LIST, ["Active"]),
@@ -63,11 +69,11 @@ def test_each_knack_type_has_its_column_type(knack_type: str, expected: pa.DataT
     (Address("7050 Oltorf St", None, None), ADDRESS, {"text": "7050 Oltorf St", "latitude": None, "longitude": None}),
     ([Address("A", None, None), Address("B", 30.1, -97.7)], ADDRESS,
      {"text": "A; B", "latitude": 30.1, "longitude": -97.7}),
-    (True, pa.string(), "true"),
-    (["a", "b"], pa.string(), "a, b"),
-    (12, pa.string(), "12"),
+    (True, STRING, "true"),
+    (["a", "b"], STRING, "a, b"),
+    (12, STRING, "12"),
 ])
-def test_values_take_their_column_type(value: Any, kind: pa.DataType, expected: Any) -> None:
+def test_values_take_their_column_type(value: Any, kind: DataType, expected: Any) -> None:
     assert to_table_value(value, kind) == expected
 
 
@@ -87,10 +93,10 @@ def test_every_generated_record_fits_its_table_schema(container: str) -> None:
     modified = {"object_1": "field_27", "object_2": "field_39", "object_3": "field_46"}[object_key]
     rows = [to_table_row(r["id"], format_record(r, schema), names, arrow, modified_field=modified, synced_at=SYNCED)
             for r in app["records"][object_key]]
-    table = pa.Table.from_pylist(rows, schema=arrow)  # raises on any value of the wrong type
-    assert table.num_rows == len(app["records"][object_key]) > 0
-    assert set(table.column("_synced_at").to_pylist()) == {SYNCED}
-    assert None not in table.column("_knack_modified").to_pylist()
+    batch = to_record_batch(rows, arrow)  # raises on any value of the wrong type
+    assert batch.num_rows == len(app["records"][object_key]) > 0
+    assert set(batch.column("_synced_at").to_pylist()) == {SYNCED}
+    assert None not in batch.column("_knack_modified").to_pylist()
 
 
 def test_a_signal_record_as_a_whole_row() -> None:
@@ -116,13 +122,14 @@ def test_the_real_knackpy_app_every_field_type() -> None:
     arrow = table_schema(schema, names)
     assert names["field_125"] == "_id"  # a field called "id" never takes the record id's column
     types = {f.name: f.type for f in arrow}
-    assert types["number"] == pa.float64() and types["currency"] == pa.float64()
-    assert types["yes_no"] == pa.bool_() and types["multiple_choice"] == LIST and types["customer"] == LIST
+    assert types["number"] == DOUBLE and types["currency"] == DOUBLE
+    assert types["yes_no"] == BOOL and types["multiple_choice"] == LIST and types["customer"] == LIST
     assert types["address_lat_lon"] == ADDRESS and types["date_time_w_time_default_current"] == TIMESTAMP
     rows = [to_table_row(r["id"], format_record(r, schema), names, arrow, modified_field="field_37",
                          synced_at=SYNCED) for r in records]
-    table = pa.Table.from_pylist(rows, schema=arrow)
-    assert table.num_rows == len(records) == 25
+    batch = to_record_batch(rows, arrow)
+    assert batch.num_rows == len(records) == 25
+    assert batch.to_struct_array().to_pylist() == rows  # every value as it was given
     first = rows[0]
     assert first["number"] == 100.0 and first["currency"] == 100.43 and first["yes_no"] is True
     assert first["multiple_choice"] == ["Extra Cheese"] and first["customer"] == ["Johnny C"]
@@ -150,27 +157,46 @@ def test_a_value_of_no_table_type_is_refused() -> None:
         canonical_table_value(b"raw")
 
 
-def read_back(rows: list[dict[str, Any]], schema: pa.Schema) -> list[dict[str, Any]]:
-    """Rows written to Parquet with the table's schema and read back by pyarrow, as the table holds them."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
-    return pq.read_table(pa.BufferReader(sink.getvalue())).to_pylist()
+def read_back(rows: list[dict[str, Any]], schema: Schema, folder: Path) -> list[dict[str, Any]]:
+    """Rows written to a Delta table (Parquet) with the table's schema and read back as a run reads them."""
+    write_deltalake(str(folder), stream(schema, iter([to_record_batch(rows, schema)])), mode="overwrite")
+    held = [row for part in table_rows(DeltaTable(str(folder)), schema.names, 100) for row in part]
+    return sorted(held, key=lambda row: [r["id"] for r in rows].index(row["id"]))
 
 
-def test_a_row_and_the_same_row_read_back_share_a_digest_every_column_type() -> None:
+@pytest.mark.parametrize(("rows", "column"), [
+    ([{"id": "a", "lanes": "two"}], "lanes"),
+    ([{"id": "a", "status": "Active"}], "status"),
+    ([{"id": "a", "installed": "2024-01-01"}], "installed"),
+    ([{"id": "a", "location": "Austin"}], "location"),
+    ([{"id": "a", "signal": "yes"}], "signal"),
+])
+def test_a_value_of_the_wrong_type_is_refused_naming_its_column(rows: list[dict[str, Any]], column: str) -> None:
+    schema = Schema([Field("id", STRING, nullable=False), Field("lanes", DOUBLE), Field("status", LIST),
+                     Field("installed", TIMESTAMP), Field("location", ADDRESS), Field("signal", BOOL)])
+    with pytest.raises(TypeError, match=f"column '{column}'"):
+        to_record_batch(rows, schema)
+
+
+def test_a_row_without_an_id_is_refused() -> None:
+    with pytest.raises(TypeError, match="'id'.*non-nullable"):
+        to_record_batch([{"id": None}], Schema([Field("id", STRING, nullable=False)]))
+
+
+def test_a_row_and_the_same_row_read_back_share_a_digest_every_column_type(tmp_path: Path) -> None:
     metadata = json.loads((KNACKPY_TEST_APP / "metadata.json").read_text())
     records = json.loads((KNACKPY_TEST_APP / "records-object_3.json").read_text())["records"]
     schema = container_schema(metadata, "object_3")
     names = destination_names(schema)
     arrow = table_schema(schema, names)
-    kinds = {str(f.type) for f in arrow}
-    assert {"string", "double", "bool", str(TIMESTAMP), str(LIST), str(ADDRESS)} <= kinds
+    kinds = {f.type for f in arrow}
+    assert {STRING, DOUBLE, BOOL, TIMESTAMP, LIST, ADDRESS} <= kinds
     rows = [to_table_row(r["id"], format_record(r, schema), names, arrow, modified_field="field_37",
                          synced_at=SYNCED) for r in records]
-    held = read_back(rows, arrow)
+    held = read_back(rows, arrow, tmp_path)
     assert [table_row_digest(r) for r in rows] == [table_row_digest(r) for r in held]
     assert len({table_row_digest(r) for r in rows}) == len(rows)
-    later = read_back([{**r, "_synced_at": datetime(2025, 1, 1, tzinfo=UTC)} for r in rows], arrow)
+    later = read_back([{**r, "_synced_at": datetime(2025, 1, 1, tzinfo=UTC)} for r in rows], arrow, tmp_path)
     assert [table_row_digest(r) for r in later] == [table_row_digest(r) for r in rows]  # per run: left out
 
 
@@ -180,7 +206,7 @@ def test_a_row_and_the_same_row_read_back_share_a_digest_every_column_type() -> 
     ("date_time_w_time_default_current", datetime(2018, 7, 3, 15, 26, 0, 1, tzinfo=UTC)),
     ("_knack_modified", datetime(2020, 1, 1, tzinfo=UTC)), ("short_text", "edited"), ("short_text", None),
 ])
-def test_an_edit_of_any_column_changes_the_digest(column: str, edit: Any) -> None:
+def test_an_edit_of_any_column_changes_the_digest(column: str, edit: Any, tmp_path: Path) -> None:
     metadata = json.loads((KNACKPY_TEST_APP / "metadata.json").read_text())
     record = json.loads((KNACKPY_TEST_APP / "records-object_3.json").read_text())["records"][0]
     schema = container_schema(metadata, "object_3")
@@ -189,7 +215,7 @@ def test_an_edit_of_any_column_changes_the_digest(column: str, edit: Any) -> Non
     row = to_table_row(record["id"], format_record(record, schema), names, arrow, modified_field="field_37",
                        synced_at=SYNCED)
     assert row[column] is not None and row[column] != edit
-    (held,) = read_back([{**row, column: edit}], arrow)
+    (held,) = read_back([{**row, column: edit}], arrow, tmp_path)
     assert table_row_digest(held) != table_row_digest(row)
 
 
