@@ -19,7 +19,7 @@ from emulators.knack import KnackEmulator, generate_app
 from tests.e2e.test_deployment import ROOT, server  # noqa: F401
 from tests.e2e.test_fanout import busiest_second
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]
 
 LIMIT, RECORDS = 10, 60  # 60 one-record pages per process: 60 requests each
 

@@ -13,7 +13,7 @@ import requests
 
 from emulators.knack import KnackEmulator
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def auth(emu: KnackEmulator) -> dict[str, str]:

@@ -15,7 +15,7 @@ from tasks.domain.errors import KnackError, KnackQuotaError
 from tasks.knack.client import KnackClient
 from tasks.knack.ratelimit import LocalRateLimiter
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 FAST = {"backoff_initial": 0.005, "backoff_max": 0.05, "min_rate_limit_wait": 0.02, "timeout": 5}
 

@@ -18,7 +18,7 @@ from tests.fixtures.store import CountingStorage, OpenStore
 from tests.integration import test_store
 from tests.integration.test_store import StalledStorage
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 storage = test_store.storage  # the fixture: each test on S3 (moto) and on the local folder store
 

@@ -34,7 +34,7 @@ from tests.faults.s3proxy import S3FaultProxy
 from tests.fixtures.arcgis import AGOL_PASSWORD, AGOL_USERNAME
 from tests.fixtures.socrata import SOCRATA_APP_TOKEN, SOCRATA_PASSWORD, SOCRATA_USERNAME
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 MARGIN = 1.5  # seconds of scheduling noise allowed past a deadline on a busy machine
 TRICKLE_MS = 50  # a byte every 50 ms: far inside any read timeout, far too slow for any reply

@@ -10,7 +10,7 @@ import pytest
 from tasks.deadline import TimeLimitReached, current, time_left, time_limit
 from tasks.retry import TransientReply, exponential_jitter, retrying
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.timing]
 
 
 def test_outside_a_limit_there_is_no_time_left_to_count() -> None:

@@ -17,7 +17,7 @@ from tasks.domain.deadlines import RequestDeadlines
 from tasks.retry import is_transient
 from tasks.wire import RequestDeadlineExceeded, guard_session
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.timing]
 
 MARGIN = 1.0  # seconds of scheduling noise allowed past a deadline on a busy machine
 
