@@ -36,3 +36,9 @@ for extra in "$@"; do extras+=(--extra "$extra"); done
 # Python would otherwise compile the sources again in every process (`import flows.sync` 4-5 s instead of ~2 s)
 UV_PROJECT_ENVIRONMENT="$PWD/.venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}" \
   .venv/bin/uv sync --frozen --inexact --quiet --compile-bytecode --python .venv/bin/python "${extras[@]}"
+# left out of every install (pyproject.toml's exclude-dependencies); a .venv made before that may still hold them
+for left_out in pyarrow arcgis-geometry dask; do
+  if .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('${left_out//-/_}') is None)"; then
+    .venv/bin/uv pip uninstall --quiet --python .venv/bin/python "$left_out"
+  fi
+done

@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -87,12 +87,20 @@ def is_plain_etag(etag: str) -> bool:
     return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag)
 
 
+class ManifestEntry(NamedTuple):
+    """One stored record, as its container's manifest knows it (a JSON list of these three, in order)."""
+
+    digest: str            # the hash of the record's stored JSON bytes
+    modified: str | None   # its Knack modified stamp (ISO 8601), when the container has a modified field
+    generation: int        # the store generation that last wrote it
+
+
 @dataclass
 class Manifest:
     """What the store holds for one container, and when (in generations) each record last changed."""
 
     generation: int = 0
-    records: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)  # id -> (hash, modified, gen)
+    records: dict[str, ManifestEntry] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)                          # id -> gen of the delete
     etags: dict[str, str] = field(default_factory=dict)   # id -> the ETag its object had when written
 
@@ -102,7 +110,7 @@ class Manifest:
             return cls()
         data = json.loads(body)
         return cls(generation=int(data["generation"]),
-                   records={k: (v[0], v[1], int(v[2])) for k, v in data["records"].items()},
+                   records={k: ManifestEntry(v[0], v[1], int(v[2])) for k, v in data["records"].items()},
                    deleted={k: int(v) for k, v in data.get("deleted", {}).items()},
                    etags={k: str(v) for k, v in data.get("etags", {}).items()})
 
@@ -113,11 +121,11 @@ class Manifest:
 
     def is_unchanged(self, record_id: str, digest: str) -> bool:
         entry = self.records.get(record_id)
-        return entry is not None and entry[0] == digest
+        return entry is not None and entry.digest == digest
 
     def mark_written(self, record_id: str, digest: str, modified: str | None, generation: int,
                      etag: str | None = None) -> None:
-        self.records[record_id] = (digest, modified, generation)
+        self.records[record_id] = ManifestEntry(digest, modified, generation)
         self.deleted.pop(record_id, None)
         if etag:
             self.etags[record_id] = etag
@@ -151,7 +159,7 @@ class Manifest:
 
     def changed_since(self, generation: int) -> list[str]:
         """Ids written after ``generation`` (all of them when it is 0)."""
-        return [rid for rid, (_, _, gen) in self.records.items() if gen > generation]
+        return [rid for rid, entry in self.records.items() if entry.generation > generation]
 
     def deleted_since(self, generation: int) -> list[str]:
         return [rid for rid, gen in self.deleted.items() if gen > generation]

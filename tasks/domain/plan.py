@@ -112,7 +112,7 @@ def remapped_columns(before: Mapping[str, str], after: Mapping[str, str]) -> lis
 
 def unreceived(manifest: Manifest, received: Mapping[str, str]) -> list[str]:
     """Stored ids whose content the destination never received: never sent, or sent with other bytes."""
-    return [rid for rid, (digest, _, _) in manifest.records.items() if received.get(rid) != digest]
+    return [rid for rid, entry in manifest.records.items() if received.get(rid) != entry.digest]
 
 
 def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, destination: str, *,
@@ -147,7 +147,7 @@ def plan_publish(manifest: Manifest, cursor_doc: Mapping[str, Any] | None, desti
         changed = manifest.changed_since(cursor)
     if since is not None and not remapped:
         changed = [rid for rid in changed
-                   if (modified := manifest.records[rid][1]) is None or datetime.fromisoformat(modified) >= since]
+                   if (modified := manifest.records[rid].modified) is None or datetime.fromisoformat(modified) >= since]
     deleted = [] if full else manifest.deleted_since(cursor)
     return PublishPlan(destination, full, cursor, manifest.generation, sorted(changed), sorted(deleted),
                        advance=since is None, columns=columns, remapped=remapped, republish=republish)
@@ -175,5 +175,5 @@ def received_after(received: Mapping[str, str], manifest: Manifest, sent: list[s
     """What the destination holds once a run that upserted ``sent`` (and its deletes) succeeded: id →
     content hash, for the ids the store still holds (a deleted record is forgotten)."""
     after = {rid: digest for rid, digest in received.items() if rid in manifest.records}
-    after.update({rid: manifest.records[rid][0] for rid in sent if rid in manifest.records})
+    after.update({rid: manifest.records[rid].digest for rid in sent if rid in manifest.records})
     return after

@@ -327,7 +327,7 @@ class RecordStore:
                         manifest.etags.get(rid) if rid in manifest.records else ABSENT
                     if manifest.is_unchanged(rid, digest):
                         if present is not None and manifest.needs_repair(rid, body, present.get(key)):
-                            todo.append(_Put(key, body, rid, digest, modified_of(record), manifest.records[rid][2],
+                            todo.append(_Put(key, body, rid, digest, modified_of(record), manifest.records[rid].generation,
                                              expect))
                             continue
                         stats.unchanged += 1

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 
+from tasks.domain.layout import ManifestEntry
+
 BUDGET = 10_000  # documents kept for destinations behind the one that read them
 
 Key = tuple[str, str]  # record id, content hash of the stored document
@@ -132,17 +134,17 @@ class ReadGroup:
 class SharedReader:
     """One destination's view of its run's read group: ``get(record id, load)``."""
 
-    def __init__(self, group: ReadGroup, role: str, digests: Mapping[str, tuple[str, str | None, int]]) -> None:
+    def __init__(self, group: ReadGroup, role: str, digests: Mapping[str, ManifestEntry]) -> None:
         self.group, self.role, self.digests = group, role, digests
 
     def want(self, ids: Iterable[str]) -> None:
-        self.group.join(self.role, ((rid, self.digests[rid][0]) for rid in ids if rid in self.digests))
+        self.group.join(self.role, ((rid, self.digests[rid].digest) for rid in ids if rid in self.digests))
 
     def get(self, record_id: str, load: Callable[[], bytes | None]) -> bytes | None:
         entry = self.digests.get(record_id)
         if entry is None:
             return load()
-        return self.group.get(self.role, (record_id, entry[0]), load)
+        return self.group.get(self.role, (record_id, entry.digest), load)
 
 
 _GROUPS: dict[tuple[str, str, str], ReadGroup] = {}
@@ -168,7 +170,7 @@ def sharing_reads(env: str, app: str, container: str, roles: Iterable[str]) -> I
 
 @contextmanager
 def shared_reader(env: str, app: str, container: str, role: str,
-                  digests: Mapping[str, tuple[str, str | None, int]]) -> Iterator[SharedReader | None]:
+                  digests: Mapping[str, ManifestEntry]) -> Iterator[SharedReader | None]:
     """This destination's part of its run's read group; None when it publishes alone. Leaves on exit."""
     with _GROUPS_LOCK:
         group = _GROUPS.get((env, app, container))

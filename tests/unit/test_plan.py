@@ -11,7 +11,7 @@ import pytest
 
 from tasks.domain.config import ContainerConfig, parse_config
 from tasks.domain.errors import ConfigError
-from tasks.domain.layout import Manifest
+from tasks.domain.layout import Manifest, ManifestEntry
 from tasks.domain.plan import (
     PublishPlan,
     check_container,
@@ -116,10 +116,19 @@ def test_a_full_fetch_deletes_what_the_store_holds_and_knack_lost() -> None:
 
 def manifest() -> Manifest:
     """Generation 3: a and b written in 1, c in 2, d in 3 (no modified date); x deleted in 2, y in 3."""
+    e = ManifestEntry
     return Manifest(generation=3, records={
-        "a": ("h1", "2024-03-01T10:00:00+00:00", 1), "b": ("h2", "2024-03-02T10:00:00+00:00", 1),
-        "c": ("h3", "2024-03-03T10:00:00+00:00", 2), "d": ("h4", None, 3),
+        "a": e("h1", "2024-03-01T10:00:00+00:00", 1), "b": e("h2", "2024-03-02T10:00:00+00:00", 1),
+        "c": e("h3", "2024-03-03T10:00:00+00:00", 2), "d": e("h4", None, 3),
     }, deleted={"x": 2, "y": 3})
+
+
+def test_a_manifest_reads_back_its_entries_by_name() -> None:
+    again = Manifest.from_json(manifest().to_json())
+    assert again == manifest() and again.records["d"] == ManifestEntry("h4", None, 3)
+    assert again.records["c"].digest == "h3" and again.records["c"].generation == 2
+    assert again.records["a"].modified == "2024-03-01T10:00:00+00:00"
+    assert again.changed_since(2) == ["d"]
 
 
 def test_a_first_publish_is_a_full_one() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tasks.domain.layout import ManifestEntry
 from tasks.store.shared_reads import ReadGroup, shared_reader, sharing_reads
 
 pytestmark = pytest.mark.unit
@@ -101,11 +102,11 @@ def test_memory_is_bounded_and_a_destination_that_leaves_frees_what_was_kept_for
 def test_a_destination_publishing_alone_reads_for_itself() -> None:
     with sharing_reads("dev", "demo", "object_1", ["socrata"]) as group:
         assert group is None
-        with shared_reader("dev", "demo", "object_1", "socrata", {"a": ("h", None, 1)}) as reader:
+        with shared_reader("dev", "demo", "object_1", "socrata", {"a": ManifestEntry("h", None, 1)}) as reader:
             assert reader is None
     with sharing_reads("dev", "demo", "object_1", ["socrata", "agol"]) as group:
         assert group is not None
-        with shared_reader("dev", "demo", "object_1", "agol", {"a": ("h", None, 1)}) as reader:
+        with shared_reader("dev", "demo", "object_1", "agol", {"a": ManifestEntry("h", None, 1)}) as reader:
             assert reader is not None and reader.get("a", lambda: b"x") == b"x"
         with shared_reader("dev", "demo", "object_2", "agol", {}) as other:
             assert other is None  # another container's run
