@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.store",
     "tests.fixtures.pipeline",
+    "tests.fixtures.engine",
 ]
