@@ -243,7 +243,7 @@ def start_run(env: dict[str, str], deployment: str, *params: str, job_variables:
     return UUID.findall(cli(env, *args).stdout)[0]
 
 
-def wait_for(env: dict[str, str], ids: list[str], worker_log: Path, timeout: float = 300) -> dict[str, str]:
+def wait_for(env: dict[str, str], ids: list[str], worker_log: Path, timeout: float = 180) -> dict[str, str]:
     """Each run's final state type once every run of ``ids`` is final."""
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
@@ -276,6 +276,16 @@ def sent_rows(socrata: Any, resource_id: str) -> int:
 def sent_features(arcgis: Any, item_layer_path: str) -> int:
     return sum(r["sizes"].get("adds", 0) + r["sizes"].get("updates", 0) for r in arcgis.requests
                if r["path"].endswith("/applyEdits") and item_layer_path in r["path"])
+
+
+def removed(run_id: str, timeout: float = 60) -> bool:
+    """Whether the run's container is gone (waiting for its removal after the run ended)."""
+    deadline = time.monotonic() + timeout
+    while podman("ps", "-a", "--filter", f"label=io.prefect.flow-run-id={run_id}", "-q").stdout.strip():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def config_param(world: World) -> str:
@@ -371,10 +381,11 @@ def test_a_full_run_then_an_incremental_run_in_containers_log_no_secret(deployed
     assert len(containers) == 1, containers
     name = containers[0]["Names"][0]
     assert containers[0]["Image"] == deployed.image
+    assert podman("wait", name).stdout.strip() == "0"  # the run reports Completed just before its process exits
     logs = podman("logs", name)
     podman("rm", name)
     said = logs.stdout + logs.stderr
-    assert "Finished in state Completed" in said or "Completed" in said, said[-2000:]
+    assert "Finished in state Completed" in said, said[-2000:]
     for secret in (knack.api_key, SOCRATA_PASSWORD, world.arcgis.password, "testing"):
         assert secret not in said, "a secret reached the container's log"
 
@@ -390,7 +401,7 @@ def test_a_full_run_then_an_incremental_run_in_containers_log_no_secret(deployed
                           ["Body"].read())
     latest = manifest["generation"]
     assert {rid for rid, (_, _, gen) in manifest["records"].items() if gen == latest} == edited
-    assert not podman("ps", "-a", "--filter", f"label=io.prefect.flow-run-id={run_id}", "-q").stdout.strip()
+    assert removed(run_id)  # auto_remove: the finished run leaves no container behind
 
 
 def test_overlapping_runs_wait_their_turn_and_a_fresh_container_reuses_the_stored_metadata(
@@ -414,7 +425,8 @@ def test_a_container_killed_mid_run_then_the_next_run_converges(deployed: Deploy
     edited = set(knack.edit_random("object_1", 20, seed=31))
     knack.set_latency(base_ms=2500)  # slow Knack: the run holds its lock long enough to be killed
     lock = "dev/demo/_state/object_1/lock-knack.json"
-    run_id = start_run(env, DEPLOYMENT, "full=true", config_param(world))
+    # kept after it dies (auto_remove off): the worker reads its exit code and reports the run crashed
+    run_id = start_run(env, DEPLOYMENT, "full=true", config_param(world), job_variables={"auto_remove": False})
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -431,6 +443,8 @@ def test_a_container_killed_mid_run_then_the_next_run_converges(deployed: Deploy
     finally:
         knack.set_latency()
     assert wait_for(env, [run_id], worker) == {run_id: "CRASHED"}
+    assert podman("wait", found[0]).stdout.strip() == "137"  # SIGKILL
+    podman("rm", found[0])
     world.s3.head_object(Bucket=BUCKET, Key=lock)  # the killed run's lock is left behind
 
     # the next run waits out the dead lock's life, takes it over and converges
