@@ -172,7 +172,7 @@ def worker(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
 
@@ -463,7 +463,7 @@ def test_two_apps_share_one_worker(deployed: Deployed, world: World, worker: Pat
     env = deployed.env
     edited = set(world.knack.edit_random("object_1", 3, seed=41))
     ids = [start_run(env, DEPLOYMENT, config_param(world)),
-           start_run(env, "records_to_s3/records-to-s3", f"app={SECOND_APP}", "container=object_1", "env=dev",
+           start_run(env, "records-to-s3/records-to-s3", f"app={SECOND_APP}", "container=object_1", "env=dev",
                      config_param(world))]
     states = wait_for(env, ids, worker)
     assert list(states.values()) == ["COMPLETED", "COMPLETED"], states
