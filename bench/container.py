@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,10 +53,13 @@ def sh(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def stamp(value: str) -> datetime:
-    """podman's time stamps carry nanoseconds and a zone name: keep microseconds and the offset."""
-    date, time_, offset = value.split()[:3]
-    whole, _, frac = time_.partition(".")
-    return datetime.fromisoformat(f"{date}T{whole}.{(frac + '000000')[:6]}{offset[:3]}:{offset[3:]}")
+    """A podman time stamp (nanoseconds, ``Z`` or an offset, ``T`` or a space) as a datetime."""
+    m = re.match(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?", value)
+    if not m:
+        raise ValueError(f"not a time stamp: {value!r}")
+    date, clock, frac, zone = m.groups()
+    zone = "+00:00" if zone in (None, "Z") else (zone if ":" in zone else f"{zone[:3]}:{zone[3:]}")
+    return datetime.fromisoformat(f"{date}T{clock}.{((frac or '') + '000000')[:6]}{zone}")
 
 
 def image_sizes(image: str) -> dict[str, Any]:
