@@ -450,12 +450,16 @@ def test_a_container_killed_mid_run_then_the_next_run_converges(deployed: Deploy
     # the next run waits out the dead lock's life, takes it over and converges
     run_id = start_run(env, DEPLOYMENT, "full=true", config_param(world))
     assert wait_for(env, [run_id], worker) == {run_id: "COMPLETED"}
+    said = [entry["message"] for entry in api(env, "POST", "/logs/filter",
+                                              {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})]
+    assert any("took over the lock of run" in line for line in said), said[-20:]
     ids = knack_ids(knack)
     assert stored_ids(world) == ids
     assert sorted(r["id"] for r in world.socrata.rows(world.resource_id)) == ids
     by_id = {r["id"]: r for r in knack.records("object_1")}
     for rid in edited:
         body = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"dev/demo/object_1/{rid}.json")["Body"].read())
+        assert by_id[rid].get("field_27") is not None, rid  # the edit's modified date, compared below
         assert body["id"] == rid and body.get("field_27") == by_id[rid].get("field_27"), rid
 
 
