@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,15 +77,14 @@ def shared() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def server(container_engine: dict[str, str], shared: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A Prefect server on a free loopback port and the docker pool prefect.yaml names; yields the
-    environment that points at both the server and the container engine."""
-    home = tmp_path_factory.mktemp("prefect-home")
+@contextmanager
+def running_server(home: Path, extra: dict[str, str], pool_type: str,
+                   shared: Path | None = None) -> Iterator[dict[str, str]]:
+    """A Prefect server on a free loopback port and the pool prefect.yaml names, of ``pool_type``; yields
+    the environment that points at it (plus ``extra``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "KNACK_", "SOCRATA_", "AGOL_"))}
-    env.update(container_engine)
+    env.update(extra)
     env.update({"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
                 "PREFECT_CLI_PROMPT": "false", "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
@@ -105,20 +105,48 @@ def server(container_engine: dict[str, str], shared: Path,
             time.sleep(0.5)
         else:
             raise RuntimeError("prefect server did not become healthy")
-        # the pool's own defaults: containers on the host's network (the services are on loopback) and
-        # the shared folder mounted read-only at its own path
-        template = json.loads(cli(env, PREFECT, "work-pool", "get-default-base-job-template", "--type",
-                                  "docker").stdout)
-        props = template["variables"]["properties"]
-        props["volumes"]["default"] = [f"{shared}:{shared}:ro"]
-        props["network_mode"]["default"] = "host"
-        (home / "template.json").write_text(json.dumps(template))
-        cli(env, PREFECT, "--no-prompt", "work-pool", "create", POOL, "--type", "docker", "--overwrite",
-            "--base-job-template", str(home / "template.json"))
+        args = [PREFECT, "--no-prompt", "work-pool", "create", POOL, "--type", pool_type, "--overwrite"]
+        if shared is not None:
+            # the pool's own defaults: containers on the host's network (the services are on loopback)
+            # and the shared folder mounted read-only at its own path
+            template = json.loads(cli(env, PREFECT, "work-pool", "get-default-base-job-template", "--type",
+                                      pool_type).stdout)
+            props = template["variables"]["properties"]
+            props["volumes"]["default"] = [f"{shared}:{shared}:ro"]
+            props["network_mode"]["default"] = "host"
+            (home / "template.json").write_text(json.dumps(template))
+            args += ["--base-job-template", str(home / "template.json")]
+        cli(env, *args)
         yield env
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(container_engine: dict[str, str], shared: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The docker pool's server: its environment points at the server and at the container engine."""
+    with running_server(tmp_path_factory.mktemp("prefect-home"), container_engine, "docker", shared) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A server whose pool of that name is a process pool: runs from this checkout, no engine needed."""
+    with running_server(tmp_path_factory.mktemp("prefect-home"), {}, "process") as env:
+        yield env
+
+
+def deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``prefect deploy`` of the real prefect.yaml (its real prefect-docker build and push steps)."""
+    return cli(env, PREFECT, "--no-prompt", "deploy", *args, timeout=900)
+
+
+def process_deploy_env(server: dict[str, str], engine: dict[str, str]) -> dict[str, str]:
+    """A deploy for a process pool: the image is built and pushed as for any deploy; runs use the checkout."""
+    return {**server, **engine, "IMAGE": f"{engine['KNACK_ENGINE_REGISTRY']}/knack-services",
+            "PROJECT_DIR": str(ROOT)}
 
 
 def api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
@@ -154,7 +182,7 @@ def deployed(server: dict[str, str]) -> Deployed:
     env = deploy_env(server)
     log = Path(server["KNACK_ENGINE_DIR"]) / "registry.log"
     before = log.read_text().count("\n") if log.exists() else 0
-    proc = cli(env, PREFECT, "--no-prompt", "deploy", "--all", timeout=900)
+    proc = deploy(env, "--all")
     pushed = log.read_text().splitlines()[before:] if log.exists() else []
     return Deployed(env, f"{image_name(server)}:{commit_tag()}", proc.stdout + proc.stderr, pushed)
 
