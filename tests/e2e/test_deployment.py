@@ -338,7 +338,8 @@ def test_deploy_all_builds_and_pushes_once_and_every_deployment_runs_that_tag(de
     # one build: the image exists in the engine under the commit's tag, and prefect-docker built it once
     inspect = json.loads(podman("image", "inspect", image).stdout)
     assert len(inspect) == 1
-    assert deployed.output.count("Successfully built") <= 1
+    # prefect-docker streams the engine's build log: the first stage starts once (podman's own step lines)
+    assert len(re.findall(r"\[1/2\] STEP 1/\d+: FROM ", deployed.output)) == 1, deployed.output[-3000:]
     # one push: the registry holds that tag, and received its manifest once
     tags = requests.get(f"http://{env['KNACK_ENGINE_REGISTRY']}/v2/knack-services/tags/list", timeout=10).json()
     assert tag in tags["tags"]
