@@ -36,9 +36,10 @@ LABEL org.opencontainers.image.title="knack-services" \
       org.opencontainers.image.licenses="MIT"
 
 # no installer at run time; the standard library compiled once here (the base image ships it without
-# bytecode, and PYTHONDONTWRITEBYTECODE would have every run compile what it imports)
+# bytecode, and PYTHONDONTWRITEBYTECODE would have every run compile what it imports). Its path is the
+# one Python reports (/usr/local/lib/python3.11 in the official image, /usr/lib/python3.11 in Debian's).
 RUN python -m pip uninstall --yes --quiet pip setuptools wheel \
-    && python -m compileall -q -j 2 /usr/local/lib/python3.11 \
+    && python -m compileall -q -j 2 "$(python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" \
     && useradd --create-home --uid 10001 knack
 
 ENV PYTHONUNBUFFERED=1 \

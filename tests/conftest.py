@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.store",
     "tests.fixtures.pipeline",
+    "tests.fixtures.engine",
 ]
 
 

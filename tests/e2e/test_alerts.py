@@ -20,7 +20,7 @@ import yaml
 
 from emulators.knack import KnackEmulator, generate_app
 from scripts.alerts import PREFIX, specs
-from tests.e2e.test_deployment import ROOT, api, cli, server  # noqa: F401 - the module's one Prefect server
+from tests.e2e.test_deployment import ROOT, api, cli, process_server  # noqa: F401 - the module's one Prefect server
 
 pytestmark = pytest.mark.e2e
 
@@ -89,10 +89,10 @@ def check_alert(text: str, container: str, what: str, runbook: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def alerts_env(server: dict[str, str], webhook: Webhook, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
+def alerts_env(process_server: dict[str, str], webhook: Webhook, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
                ) -> Iterator[dict[str, str]]:
     """The server's environment with the webhook block saved and the alerts installed (twice)."""
-    env = {**server, "PYTHONPATH": str(ROOT)}
+    env = {**process_server, "PYTHONPATH": str(ROOT)}
     python(env, "-c", "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B; "
                       f"B(name='knack-alerts', url={webhook.url!r}, "
                       "json_data={'subject': '{{subject}}', 'body': '{{body}}'}).save('knack-alerts', overwrite=True)")

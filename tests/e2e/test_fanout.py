@@ -17,7 +17,17 @@ import yaml
 
 from emulators.knack import KnackEmulator, generate_app
 from tasks.domain.config import load_config
-from tests.e2e.test_deployment import BIN, POOL, ROOT, UUID, api, cli, deploy, deploy_env, server  # noqa: F401
+from tests.e2e.test_deployment import (
+    BIN,
+    POOL,
+    ROOT,
+    UUID,
+    api,
+    cli,
+    deploy,
+    process_deploy_env,
+    process_server,  # noqa: F401 - the fixture
+)
 from tests.fixtures.pipeline import write_config
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +55,8 @@ def busiest_second(times: list[float]) -> int:
 
 
 def test_fan_out_over_two_workers_completes_every_container_within_the_knack_limit(
-        server: dict[str, str], tmp_path: Path, moto_server: Any) -> None:  # noqa: F811
+        process_server: dict[str, str], container_engine: dict[str, str], tmp_path: Path,  # noqa: F811
+        moto_server: Any) -> None:
     client = moto_server.client()
     bucket = "e2e-fan-out"
     client.create_bucket(Bucket=bucket)
@@ -55,13 +66,13 @@ def test_fan_out_over_two_workers_completes_every_container_within_the_knack_lim
     try:
         config_path = store_only_config(tmp_path / "knack-services.yaml", bucket)
         containers = list(load_config(config_path).app("demo").containers)
-        env = deploy_env(server, tmp_path)
+        env = process_deploy_env(process_server, container_engine)
         env.update({"KNACK_SERVICES_CONFIG": str(config_path), "AWS_ACCESS_KEY_ID": "testing",
                     "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": moto_server.endpoint,
                     "AWS_DEFAULT_REGION": "us-east-1", "KNACK_APP_ID": knack.app_id,
                     "KNACK_API_KEY": knack.api_key, "KNACK_API_URL": knack.api_url})
         names = ["demo-dev", *(f"demo-{key.replace('_', '-')}-dev" for key in containers)]
-        deploy(env, tmp_path, *(arg for name in names for arg in ("--name", name)))
+        deploy(env, *(arg for name in names for arg in ("--name", name)))
 
         logs = [tmp_path / f"worker-{n}.log" for n in (1, 2)]
         for n, log in enumerate(logs, 1):  # two slots each: the parent run takes one of them

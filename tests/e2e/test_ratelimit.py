@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from emulators.knack import KnackEmulator, generate_app
-from tests.e2e.test_deployment import ROOT, server  # noqa: F401
+from tests.e2e.test_deployment import ROOT, process_server  # noqa: F401
 from tests.e2e.test_fanout import busiest_second
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timing]
@@ -38,7 +38,7 @@ with KnackClient(creds, "e2e", limiter=make_rate_limiter("e2e", LIMIT)) as clien
 
 
 def test_two_processes_share_the_limit_with_one_api_call_per_batch(
-        server: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+        process_server: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     knack = KnackEmulator(generate_app(records=RECORDS, seed=3), rate_limit_per_second=LIMIT)
     knack.start()
     try:
@@ -46,7 +46,7 @@ def test_two_processes_share_the_limit_with_one_api_call_per_batch(
         script = tmp_path / "fetch.py"
         script.write_text(FETCH)
         procs = [subprocess.Popen([sys.executable, str(script), knack.app_id, knack.api_key, knack.api_url,
-                                   container], cwd=ROOT, env=server | {"PYTHONPATH": str(ROOT)},
+                                   container], cwd=ROOT, env=process_server | {"PYTHONPATH": str(ROOT)},
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for container in ("object_1", "object_1")]
         outs: list[dict[str, Any]] = []
