@@ -10,18 +10,26 @@ ENV PIP_NO_CACHE_DIR=1 \
     UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1
 
+# What only a Prefect server needs (its database and migrations, notifications, queues, web server) or
+# the CLI's date parsing: a flow run in this image talks to a Prefect API elsewhere and imports none of it.
+# tests/e2e/test_deployment.py runs every kind of run in the built image; scripts/check_dockerfile.py
+# imports what a run imports from the replayed venv.
+ENV SERVER_ONLY="sqlalchemy asyncpg alembic aiosqlite mako greenlet apprise redis burner-redis pydocket py-key-value-aio beartype uvicorn dateparser regex"
+
 WORKDIR /app
 RUN pip install --no-cache-dir uv==0.13.9
 # the dependency layer: only the lock decides it (a README or code change reuses it)
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-cache --no-install-project
+# hadolint ignore=SC2046
+RUN uv sync --frozen --no-cache --no-install-project $(printf -- '--no-install-package %s ' $SERVER_ONLY)
 
 COPY README.md ./
 COPY flows ./flows
 COPY tasks ./tasks
 COPY blocks ./blocks
 COPY config ./config
-RUN uv sync --frozen --no-cache --no-editable
+# hadolint ignore=SC2046
+RUN uv sync --frozen --no-cache --no-editable $(printf -- '--no-install-package %s ' $SERVER_ONLY)
 # what no run can load: the libraries' own test suites, and the builds of extension modules for other
 # platforms and Pythons (arcgis ships Windows, macOS and CPython 3.12-3.14 builds of one in every install)
 WORKDIR /opt/venv/lib/python3.11/site-packages

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIP_RUN = ("useradd", "python -m compileall")
 LOCK_FILES = {"pyproject.toml", "uv.lock"}
 RUN_IMPORTS = ("arcgis.gis", "arcgis.features", "pandas", "arro3.core", "deltalake", "sodapy",
-               "knackpy", "tasks.table.client", "tasks.agol.client", "tasks.socrata.client")
+               "knackpy", "tasks.table.client", "tasks.agol.client", "tasks.socrata.client", "tasks.knack.offload",
+               "flows.sync", "prefect.cli", "prefect.flow_engine", "prefect_aws")
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
