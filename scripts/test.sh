@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up .venv with the dev tools and run the test suite (unit, integration, e2e; not the slow loops).
-# Two phases: everything but the clock-measuring tests on TEST_WORKERS processes (2 by default; e2e
-# tests all on one of them), then the `timing` tests alone, so no other test loads the machine while they
-# measure. Both phases run; the script fails when either does.
+# Two phases: everything but the clock-measuring tests on TEST_WORKERS processes (4 by default: most
+# tests wait on servers, locks and retries, so 4 keep 2 cores busy; each e2e module whole on one worker),
+# then the `timing` tests alone, so no other test loads the machine while they measure. Both phases run;
+# the script fails when either does.
 # Extra arguments run one plain pytest instead, e.g. `bash scripts/test.sh -m unit` or a file path.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"
 fi
 start=$SECONDS
-.venv/bin/python -m pytest -m "not slow and not timing" -n "${TEST_WORKERS:-2}" --dist loadgroup --durations=25
+.venv/bin/python -m pytest -m "not slow and not timing" -n "${TEST_WORKERS:-4}" --dist loadgroup --durations=25
 first=$?
 echo "== the timing tests, alone (after $((SECONDS - start)) s)"
 .venv/bin/python -m pytest -m "timing and not slow" --durations=10

@@ -16,8 +16,10 @@ pytest_plugins = [
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n`` (``scripts/test.sh``), every e2e test runs on one worker, in file order: they
-    share that worker's Prefect servers and container engine rather than starting one per worker."""
+    """Under ``pytest -n`` (``scripts/test.sh``), each e2e module runs whole on one worker, so its
+    module-scoped Prefect server starts once; the modules that use the container engine share one worker,
+    the one that brings the engine up."""
     for item in items:
         if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+            uses_engine = "container_engine" in getattr(item, "fixturenames", ())
+            item.add_marker(pytest.mark.xdist_group("engine" if uses_engine else item.nodeid.split("::")[0]))
