@@ -16,13 +16,9 @@ pytest_plugins = [
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n`` (``scripts/test.sh``), each e2e module runs whole on one worker, so its
-    module-scoped Prefect server starts once; the modules that use the container engine share one worker,
-    the one that brings the engine up."""
-    def module(item: pytest.Item) -> str:
-        return item.nodeid.split("::")[0]
-
-    engine_modules = {module(item) for item in items if "container_engine" in getattr(item, "fixturenames", ())}
+    """Under ``pytest -n`` (``scripts/test.sh``), the e2e tests run on one worker, one module after the
+    other: each starts Prefect servers, workers or containers, and two of them at once would starve the
+    other tests of CPU; the modules that use the container engine thus share the worker that brings it up."""
     for item in items:
         if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("engine" if module(item) in engine_modules else module(item)))
+            item.add_marker(pytest.mark.xdist_group("e2e"))
