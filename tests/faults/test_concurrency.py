@@ -11,7 +11,7 @@ import pytest
 
 from tests.faults.harness import Rig, error_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]  # 4 s locks: heartbeats every second
 
 
 def test_a_second_concurrent_run_fails_fast_naming_the_holder(make_rig) -> None:
