@@ -54,10 +54,12 @@ def test_endpoint_down_for_a_whole_run_fails_clearly_and_moves_no_cursor(make_ri
     rig.assert_converged()
 
 
-@pytest.mark.timing  # a 2 s lock: under load its lease can run out before the failing PUT is reported
+@pytest.mark.timing
 def test_endpoint_lost_mid_write_keeps_manifest_and_cursor_and_recovers(make_rig, monkeypatch) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    rig: Rig = make_rig(records=60, settings={"lock_ttl_seconds": 2})
+    # a 6 s lock: its 3 s lease outlasts the refused PUT's two attempts (a 2 s lock's 1 s lease ran out
+    # first on a loaded machine, and the run then named its lost lock rather than the failing write)
+    rig: Rig = make_rig(records=60, settings={"lock_ttl_seconds": 6})
     rig.proxy.set_faults(down_after_puts=25)  # some records land, then nothing answers
     state = rig.run()
     assert state.is_failed()
@@ -70,6 +72,6 @@ def test_endpoint_lost_mid_write_keeps_manifest_and_cursor_and_recovers(make_rig
 
     rig.proxy.set_faults()
     if rig.locks():  # the lost endpoint kept the lock from being released: it expires on its own
-        time.sleep(2.5)
+        time.sleep(6.5)
     rig.ok()
     rig.assert_converged()
