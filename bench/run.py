@@ -97,7 +97,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    "comparison; same venv)")
     p.add_argument("--no-bytecode", action="store_true",
                    help="unchanged phase: ignore the venv's compiled bytecode (as an install without it runs)")
-    p.add_argument("--profile", metavar="DIR", help="py-spy (--gil) the full phase; write collapsed stacks here")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the full phase (--gil) and the first unchanged run (--idle, per thread); "
+                   "write collapsed stacks here")
     p.add_argument("--workdir", help="keep logs and state here (default: a temporary directory)")
     p.add_argument("--json", dest="json_out", help="also write the result here")
     return p.parse_args(argv)
@@ -133,6 +134,12 @@ def driver_argv(out: Path, config: Path, container: str, full: bool, store_only:
         + (["--store-only"] if store_only else [])
 
 
+def _py_spy() -> str:
+    """py-spy from the venv, else from the PATH."""
+    local = Path(PY).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy") or "py-spy"
+
+
 def run_phase(name: str, args: argparse.Namespace, work: Path, env: dict[str, str], config: Path,
               full: bool) -> dict[str, Any]:
     """One sync in a fresh process (py-spy wraps it for the profiled phase)."""
@@ -140,7 +147,7 @@ def run_phase(name: str, args: argparse.Namespace, work: Path, env: dict[str, st
     argv = driver_argv(out, config, CONTAINER, full, args.store_only)
     if args.profile and name == "full":
         Path(args.profile).mkdir(parents=True, exist_ok=True)
-        argv = [str(Path(PY).with_name("py-spy")), "record", "--gil", "--rate", "200", "--format", "raw",
+        argv = [_py_spy(), "record", "--gil", "--rate", "200", "--format", "raw",
                 "--output", str(Path(args.profile) / f"full-{args.records}.txt"), "--"] + argv
     started = time.monotonic()
     with (work / f"{name}.driver.log").open("w") as log:
@@ -293,8 +300,13 @@ def unchanged(args: argparse.Namespace, work: Path, env: dict[str, str], config:
         delete(f"{urls['arcgis']}/_admin/requests", verify=ca)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
+        argv = sync_command(config)
+        if args.profile and i == 0:  # waits included: where the wall time goes, not only the CPU
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            argv = [_py_spy(), "record", "--idle", "--threads", "--rate", "200", "--format", "raw", "--output",
+                    str(Path(args.profile) / f"unchanged-{args.records}.txt"), "--"] + argv
         with (work / f"unchanged-{i}.log").open("w") as log:
-            code = subprocess.run(sync_command(config), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            code = subprocess.run(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL).returncode
         wall = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -16,36 +16,44 @@ if __name__ == "__main__":  # config mistakes are refused before Prefect is impo
 
     refuse_early("sync")
 
-from prefect import flow
+from prefect import Task, flow
 from prefect.logging import get_run_logger
-from prefect.states import State
 
 from flows._cli import LIMITS, parser, run
 from flows._events import emit_held_back, sync_run_name
 from flows._isolation import refuse_other_env
 from flows._params import Destination, Env
 from flows._refuse import check_args, refused
-from flows.records_to_agol import records_to_agol
-from flows.records_to_socrata import records_to_socrata
-from flows.records_to_table import records_to_table
+from tasks.agol.task import publish_agol
 from tasks.clock import utc_now
 from tasks.credentials import remembering_s3_block
-from tasks.domain.config import ContainerConfig, load_container
+from tasks.domain.config import ContainerConfig, Settings, load_container
 from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
 from tasks.report import publish_report
+from tasks.socrata.task import publish_socrata
 from tasks.store.metadata_reads import remembering_metadata
 from tasks.store.open import log_store_choice
 from tasks.store.shared_reads import sharing_reads
+from tasks.table.task import publish_table
 
-PUBLISHERS = {"socrata": records_to_socrata, "agol": records_to_agol, "table": records_to_table}
+# each destination's step; a stalled request ends at its deadline (tasks/wire.py), the run at its time limit
+PUBLISHERS: dict[str, Task[..., PublishResult]] = {
+    "socrata": publish_socrata, "agol": publish_agol, "table": publish_table}
 
 
-def _publish(name: str, **params: Any) -> State[PublishResult]:
-    """One destination's subflow; its final state is returned, not raised."""
-    return PUBLISHERS[name](**params, return_state=True)
+def _publish(name: str, app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool,
+             allow_mass_delete: bool, republish: bool) -> PublishResult | PublishFailure:
+    """One destination's step, in its own thread; its failure is returned, not raised."""
+    try:
+        return PUBLISHERS[name](app, cfg, env, settings, full, None, allow_mass_delete, republish)
+    except DeletesHeldBack as exc:  # the destination's deletes held back: the alert says so
+        emit_held_back(app, cfg.key, env, str(exc), destination=name)
+        return PublishFailure(str(exc))
+    except Exception as exc:  # the run says which destination failed, after the others finished
+        return PublishFailure(str(exc))
 
 
 class PublishFailed(KnackServicesError):
@@ -97,22 +105,19 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         stored = offload(app_cfg, cfg, env, config.settings, parse_since(since, utc_now()) if since else None, full,
                          allow_mass_delete)
 
-        # store → destinations: concurrent subflows, so one destination's outage never holds back the other
-        runs: dict[str, Future[State[PublishResult]]] = {}  # they read each stored record once between them
+        # store → destinations: side by side, so one destination's outage never holds back another; each is a
+        # task of this run (a subflow would cost the Prefect API seven writes per destination)
+        runs: dict[str, Future[PublishResult | PublishFailure]] = {}  # each stored record read once between them
         with sharing_reads(env, app, container, targets), \
                 ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
             for name in targets:
                 publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
                 if full and not publish_full:
                     log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
-                # each thread runs in a copy of this context, so the subflow knows its parent flow run
-                runs[name] = pool.submit(contextvars.copy_context().run, _publish, name, app=app,
-                                         container=container, env=env, full=publish_full, config_path=config_path,
-                                         allow_mass_delete=allow_mass_delete, republish=republish)
-        states = {name: run.result() for name, run in runs.items()}
-    published: dict[str, PublishResult | PublishFailure] = {
-        name: (state.result() if state.is_completed() else PublishFailure(_reason(state)))
-        for name, state in states.items()}
+                # each thread runs in a copy of this context, so the step knows its flow run
+                runs[name] = pool.submit(contextvars.copy_context().run, _publish, name, app, cfg, env,
+                                         config.settings, publish_full, allow_mass_delete, republish)
+        published = {name: run.result() for name, run in runs.items()}
 
     report = SyncReport(app, container, env, stored, published)
     publish_report(report)
@@ -123,14 +128,6 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         emit_held_back(app, container, env, stored.held_back)
         raise DeletesHeldBack(stored.held_back)
     return report.as_dict()
-
-
-def _reason(state: State[Any]) -> str:
-    try:
-        state.result()
-    except Exception as exc:
-        return str(exc)
-    return state.message or state.name or state.type.value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,16 +121,17 @@ def test_a_run_remembers_the_s3_block_for_its_threads_and_subflows_only(moto_ser
 
     from prefect_aws import AwsCredentials, S3Bucket
 
+    import tasks.credentials
     from tasks.credentials import choose_store, remembering_s3_block
 
     _, bucket = s3_bucket
     env = f"e{uuid.uuid4().hex[:6]}"  # a block name no other test saves
-    loads: list[str] = []
-    load = S3Bucket.load
+    loads: list[str] = []  # look-ups of the block in the Prefect API
+    saved = tasks.credentials.block_saved
 
-    def counted_load(name: str, *args: object, **kwargs: object) -> object:  # counts, then loads for real
+    def counted_lookup(block_type: str, name: str) -> bool:  # counts, then looks for real
         loads.append(name)
-        return load(name, *args, **kwargs)
+        return saved(block_type, name)
 
     def bucket_seen() -> str | None:
         location = choose_store(env, "the-config-bucket", "s3").location
@@ -143,7 +144,7 @@ def test_a_run_remembers_the_s3_block_for_its_threads_and_subflows_only(moto_ser
         thread.join()
         return seen[0]
 
-    monkeypatch.setattr(S3Bucket, "load", staticmethod(counted_load))
+    monkeypatch.setattr(tasks.credentials, "block_saved", counted_lookup)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     S3Bucket(bucket_name=bucket, credentials=AwsCredentials(aws_access_key_id="testing",
@@ -167,3 +168,38 @@ def test_a_run_remembers_the_s3_block_for_its_threads_and_subflows_only(moto_ser
     finally:
         with contextlib.suppress(Exception):
             S3Bucket.delete(f"s3-{env}")
+
+
+def test_prefect_aws_is_imported_only_when_the_s3_block_is_saved(moto_server: object, s3_bucket: tuple) -> None:
+    """Its import costs a run 0.4 s; a run on environment credentials never needs it. The block type's
+    name the look-up uses is the class's own."""
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+    from prefect_aws import AwsCredentials, S3Bucket
+
+    from tasks.credentials import S3_BLOCK_TYPE
+
+    assert S3Bucket.get_block_type_slug() == S3_BLOCK_TYPE
+    _, bucket = s3_bucket
+    env = f"e{uuid.uuid4().hex[:6]}"
+    probe = ("import sys; from tasks.credentials import choose_store; "
+             f"c = choose_store({env!r}, 'the-config-bucket', 's3'); "
+             "print(c.location.bucket, 'prefect_aws' in sys.modules)")
+    child_env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing"}
+
+    def look() -> str:
+        done = subprocess.run([sys.executable, "-c", probe], env=child_env, capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[2], timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert look() == "the-config-bucket False"
+    S3Bucket(bucket_name=bucket, credentials=AwsCredentials(aws_access_key_id="testing",
+                                                            aws_secret_access_key="testing")).save(f"s3-{env}")
+    try:
+        assert look() == f"{bucket} True"
+    finally:
+        S3Bucket.delete(f"s3-{env}")

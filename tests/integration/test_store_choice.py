@@ -75,21 +75,23 @@ def _stored_keys(pipeline: Pipeline, bucket: str, prefix: str) -> list[str]:
 
 def test_a_sync_loads_the_s3_block_once_and_the_next_run_sees_it_change(pipeline: Pipeline,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every step and destination subflow of a sync asks which store to use; the block is loaded once."""
+    """Every step of a sync, each destination's included, asks which store to use; the block is looked up
+    once in the Prefect API."""
     from prefect_aws import AwsCredentials, S3Bucket
     from prefect_aws.client_parameters import AwsClientParameters
 
+    import tasks.credentials
     from flows.sync import sync
     from tasks.credentials import choose_store
 
-    loads: list[str] = []
-    load = S3Bucket.load
+    loads: list[str] = []  # look-ups of the block in the Prefect API
+    saved = tasks.credentials.block_saved
 
-    def counted_load(name: str, *args: object, **kwargs: object) -> object:  # counts, then loads for real
+    def counted_lookup(block_type: str, name: str) -> bool:  # counts, then looks for real
         loads.append(name)
-        return load(name, *args, **kwargs)
+        return saved(block_type, name)
 
-    monkeypatch.setattr(S3Bucket, "load", staticmethod(counted_load))
+    monkeypatch.setattr(tasks.credentials, "block_saved", counted_lookup)
     block_bucket = f"{pipeline.bucket}-block"  # not the config's bucket: the records show which was used
     pipeline.s3.create_bucket(Bucket=block_bucket)
     creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
@@ -97,7 +99,7 @@ def test_a_sync_loads_the_s3_block_once_and_the_next_run_sees_it_change(pipeline
     S3Bucket(bucket_name=block_bucket, credentials=creds).save("s3-dev", overwrite=True)
     try:
         report = sync(app="demo", container="object_1", env="dev", config_path=str(pipeline.config_path))
-        assert set(report["published"]) == {"socrata", "agol"}  # two destination subflows asked as well
+        assert set(report["published"]) == {"socrata", "agol"}  # two destinations asked as well
         assert loads == ["s3-dev"]
         assert _stored_keys(pipeline, block_bucket, "dev/demo/object_1/") == pipeline.knack_ids("object_1")
         assert _stored_keys(pipeline, pipeline.bucket, "dev/demo/") == []
