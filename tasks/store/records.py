@@ -14,20 +14,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any
 
 from tasks.domain.batching import chunked
 from tasks.domain.errors import LockLost, StoreError
 from tasks.domain.layout import (
     Manifest,
     container_prefix,
-    content_hash,
     metadata_key,
     record_id_from_key,
     record_key,
     serialize_record,
     state_key,
 )
+from tasks.domain.write_plan import ABSENT, Put, group_size, in_flight_limit, plan_page
 from tasks.fence import fenced
 from tasks.store.backends import Storage
 from tasks.store.locks import Held, hold_lock
@@ -35,23 +36,6 @@ from tasks.store.shared_reads import SharedReader
 
 PUTS_PER_TASK = 8  # PUTs one pool task makes in turn (fewer when a page has few writes for the workers)
 
-ABSENT = ""  # a write's expectation: the object must not exist yet
-
-
-class _Put(NamedTuple):
-    """One record PUT: where, what, and what the writer expects to find there.
-
-    ``expect`` is the content ETag the run's manifest (or a listing) says the object has, ``ABSENT`` when
-    it says there is none, None when it does not know (an older manifest): the PUT is conditional on it,
-    so a write of a run that lost its lock cannot land over a newer one (``locks.py``)."""
-
-    key: str
-    body: bytes
-    rid: str
-    digest: str
-    modified: str | None
-    generation: int
-    expect: str | None
 _Written = tuple[str, str, str | None, int, str | None]  # record id, content hash, modified, generation, ETag
 _PutResult = tuple[list[_Written], StoreError | None]  # written, first failure
 
@@ -65,6 +49,25 @@ class WriteStats:
     unchanged: int = 0
     repaired: int = 0   # unchanged records whose object was missing or damaged, written again
     seen_ids: set[str] = field(default_factory=set, repr=False)
+
+
+def _settle(done: Iterable[Future[_PutResult]], manifest: Manifest, generation: int, stats: WriteStats) -> None:
+    """Apply the PUTs of finished pool tasks to the manifest (in memory) and the counts: a write of the run's
+    generation counts as written, one that kept an older generation as repaired. Then raise the first
+    failure among them, if any: the cause (an endpoint lost) over the lock it then lost."""
+    failure: StoreError | None = None
+    for fut in done:
+        written, error = fut.result()
+        for rid, digest, modified, gen, etag in written:
+            manifest.mark_written(rid, digest, modified, gen, etag)
+            if gen == generation:
+                stats.written += 1
+            else:
+                stats.repaired += 1
+        if failure is None or (isinstance(failure, LockLost) and error is not None):
+            failure = error or failure
+    if failure is not None:
+        raise failure
 
 
 @dataclass
@@ -294,59 +297,27 @@ class RecordStore:
         """
         stats = WriteStats()
         pending: set[Future[_PutResult]] = set()
-
-        def settle(done: Iterable[Future[_PutResult]]) -> None:
-            failure: StoreError | None = None
-            for fut in done:
-                pending.discard(fut)
-                written, error = fut.result()
-                for rid, digest, modified, gen, etag in written:
-                    manifest.mark_written(rid, digest, modified, gen, etag)
-                    if gen == generation:
-                        stats.written += 1
-                    else:
-                        stats.repaired += 1
-                if failure is None or (isinstance(failure, LockLost) and error is not None):
-                    failure = error or failure  # the cause (an endpoint lost) over the lock it then lost
-            if failure is not None:
-                raise failure
-
         try:
             for page in pages:
-                keyed = [(record, record_key(self.env, self.app, container, record.get("id"))) for record in page]
-                todo: list[_Put] = []
-                for record, key in keyed:
-                    rid = record["id"]
-                    if rid in stats.seen_ids:
-                        continue
-                    stats.seen_ids.add(rid)
-                    stats.fetched += 1
-                    body = serialize_record(record)
-                    digest = content_hash(body)
-                    expect = present.get(key, ABSENT) if present is not None else \
-                        manifest.etags.get(rid) if rid in manifest.records else ABSENT
-                    if manifest.is_unchanged(rid, digest):
-                        if present is not None and manifest.needs_repair(rid, body, present.get(key)):
-                            todo.append(_Put(key, body, rid, digest, modified_of(record), manifest.records[rid].generation,
-                                             expect))
-                            continue
-                        stats.unchanged += 1
-                        continue
-                    todo.append(_Put(key, body, rid, digest, modified_of(record), generation, expect))
-                size = max(1, min(PUTS_PER_TASK, -(-len(todo) // self.workers)))
-                for group in chunked(todo, size):
+                plan = plan_page(page, manifest=manifest, seen=stats.seen_ids, generation=generation,
+                                 key_of=partial(record_key, self.env, self.app, container),
+                                 modified_of=modified_of, present=present)
+                stats.seen_ids |= plan.seen
+                stats.fetched += plan.fetched
+                stats.unchanged += plan.unchanged
+                for group in chunked(plan.puts, group_size(len(plan.puts), self.workers, PUTS_PER_TASK)):
                     pending.add(self._pool.submit(self._put_group, container, group))
-                    if len(pending) >= (max(1, self.workers // 4) if busy and busy() else self.workers * 2):
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        settle(done)
+                    if len(pending) >= in_flight_limit(self.workers, busy is not None and busy()):
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        _settle(done, manifest, generation, stats)
                 if on_page is not None:
                     on_page(stats)
         finally:
-            done, _ = wait(pending)
-            settle(done)
+            done, pending = wait(pending)
+            _settle(done, manifest, generation, stats)
         return stats
 
-    def _put_group(self, container: str, group: list[_Put]) -> _PutResult:
+    def _put_group(self, container: str, group: list[Put]) -> _PutResult:
         """PUT each document of ``group`` in turn; stop at the first failure (a lost lock too) and report it."""
         written: list[_Written] = []
         with self._fenced(container):
@@ -358,7 +329,7 @@ class RecordStore:
                 written.append((put.rid, put.digest, put.modified, put.generation, etag))
         return written, None
 
-    def _put_record(self, container: str, put: _Put) -> str | None:
+    def _put_record(self, container: str, put: Put) -> str | None:
         """One fenced, conditional PUT; the object's content ETag. When the object is not what this run
         expected (a hand edit, an older system, a run that lost its lock), the holder writes it anyway."""
         self.fence(container)
