@@ -280,7 +280,8 @@ class RecordStore:
                       on_page: Callable[[WriteStats], None] | None = None,
                       busy: Callable[[], bool] | None = None,
                       present: Mapping[str, str] | None = None) -> WriteStats:
-        """Write each new or changed record (concurrent PUTs); unchanged bytes are skipped.
+        """Write each new or changed record (concurrent PUTs); unchanged bytes are skipped. Which records a
+        page writes, and with what expectation, is ``plan_page``'s decision (``tasks/domain/write_plan.py``).
 
         With ``present`` (key → ETag of every object under the container, from a listing), an unchanged
         record whose object is missing or is not what the manifest wrote is written again (a repair:
