@@ -25,7 +25,7 @@ from tests.fixtures.pipeline import ROOT
 
 pytestmark = pytest.mark.integration
 
-LOCK_TTL = 4
+LOCK_TTL = 6  # a renewal every 1.5 s; under a loaded machine a 4 s lock let the takeover run lose its own
 EDITED = 20
 
 
