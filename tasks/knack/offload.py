@@ -318,7 +318,7 @@ def confirm(run: _Run, got: Fetched) -> Confirmed:
     plan = plan_deletes(found, where=where, whole=not got.problems, guard=run.request.guard,
                         can_ask=knack is not None, view=cfg.scene_id is not None,
                         lookup_cap=run.request.lookup_cap, quota_refusal=quota)
-    if plan.held_back is not None and plan.held_back is not HeldBack.NO_KNACK:
+    if plan.held_back not in (None, HeldBack.NO_KNACK):  # without Knack the result alone reports it
         log.warning("%s", plan.message)
     if knack is None or plan.confirm is None:
         return Confirmed(held_back=plan.message)
@@ -339,7 +339,7 @@ def confirm(run: _Run, got: Fetched) -> Confirmed:
         log.warning("%s", decision.message)
         return Confirmed(held_back=decision.message)
 
-    gone, alive, lookups = answer
+    _, alive, lookups = answer
     if alive:  # live records the listing skipped: stored (or refreshed) from their own answers
         log.info("%s: %d records missing from the listing are still in Knack: kept (%s)", where,
                  len(alive), ", ".join(str(r.get("id")) for r in alive[:10]))
