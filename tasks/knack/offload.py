@@ -10,16 +10,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tasks.domain.config import ContainerConfig
+from tasks.domain.delete_plan import Confirm, HeldBack, delete_candidates, plan_deletes, settle
 from tasks.domain.deletes import DELETE_LOOKUPS_PER_RUN, DeleteGuard
 from tasks.domain.errors import KnackQuotaError
 from tasks.domain.formatting import container_schema
 from tasks.domain.knack import record_modified_at
+from tasks.domain.layout import Manifest
 from tasks.domain.listing import Listing
-from tasks.domain.plan import ids_to_delete, new_generation, plan_since
+from tasks.domain.plan import new_generation, plan_since
 from tasks.domain.results import OffloadResult
 from tasks.store.records import RecordStore, WriteStats
 
@@ -30,6 +33,15 @@ PAGES_IN_MEMORY = 4  # pages read ahead of the store and kept in memory; more wa
 # how long a consumer that stops early waits for the fetch thread to wind down: the fetch writes nothing,
 # so a run past its time limit never waits for a page still arriving (each Knack request has a deadline too)
 FETCH_WIND_DOWN_SECONDS = 1.0
+
+
+@dataclass
+class _ReadAheadState:
+    """What the fetch thread of ``read_ahead`` shares with its consumer (under the condition's lock)."""
+
+    held: int = 0                        # pages waiting in memory (the rest wait in the spool file)
+    done: bool = False                   # the fetch has ended: no page comes after those waiting
+    error: BaseException | None = None   # what ended the fetch, raised to the consumer after the pages
 
 
 def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_MEMORY,
@@ -45,7 +57,7 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
     """
     ready: deque[tuple[list[dict[str, Any]] | None, int, int]] = deque()  # (page, or its offset and size)
     cond = threading.Condition()
-    state: dict[str, Any] = {"held": 0, "done": False, "error": None}
+    state = _ReadAheadState()
     stop = threading.Event()
 
     def produce(spool: int) -> None:
@@ -56,7 +68,7 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
                 if stop.is_set():
                     break
                 with cond:
-                    keep = state["held"] < in_memory
+                    keep = state.held < in_memory
                 if keep:
                     item: tuple[list[dict[str, Any]] | None, int, int] = (page, 0, 0)
                 else:
@@ -68,16 +80,16 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
                     item, end = (None, end, len(blob)), end + len(blob)
                 with cond:
                     ready.append(item)
-                    state["held"] += int(keep)
+                    state.held += int(keep)
                     cond.notify()
         except BaseException as exc:  # handed to the consumer, raised there
-            state["error"] = exc
+            state.error = exc
         finally:
             close = getattr(source, "close", None)
             if close is not None:
                 close()  # stops the fetch's in-flight pages when the consumer gave up
             with cond:
-                state["done"] = True
+                state.done = True
                 cond.notify()
             if fetched is not None:
                 fetched.set()
@@ -88,15 +100,15 @@ def read_ahead(pages: Iterable[list[dict[str, Any]]], in_memory: int = PAGES_IN_
         try:
             while True:
                 with cond:
-                    while not ready and not state["done"]:
+                    while not ready and not state.done:
                         cond.wait()
                     if not ready:
                         break
                     page, offset, size = ready.popleft()
-                    state["held"] -= int(page is not None)
+                    state.held -= int(page is not None)
                 yield page if page is not None else pickle.loads(os.pread(spool.fileno(), size, offset))
-            if state["error"] is not None:
-                raise state["error"]
+            if state.error is not None:
+                raise state.error
         finally:
             with cond:
                 stop.set()
@@ -173,136 +185,194 @@ def confirm_by_listing(knack: KnackSource, pages: Iterable[list[dict[str, Any]]]
     return [rid for rid in candidates if rid not in alive], list(alive.values()), spent
 
 
-def _lookup_refusal(knack: KnackSource, cfg: ContainerConfig, count: int, cap: int, whole: bool) -> str | None:
-    """Why ``count`` candidates are not looked up one by one: a view, over the per-run cap, or the quota.
+@dataclass(frozen=True)
+class OffloadRequest:
+    """What one offload of a container asks for: the window, the clock, and the delete rules.
 
-    A view's record route may answer for any record of its object, in the view's filter or not
-    (knack-api.md): a 200 there does not prove a record is still in the view, so after a ``whole``
-    listing a view's candidates are confirmed by a second whole listing of the view. After a listing
-    that was not whole they are looked up: a 200 keeps a record (never a wrong delete)."""
-    if cfg.scene_id is not None and whole:
-        return "the candidates are a view's, whose record route may answer for records its filter leaves out"
-    if count > cap:
-        return f"{count} candidates are more than delete_lookups_per_run ({cap})"
-    try:
-        knack.check_quota(count + 1, cfg.key)
-    except KnackQuotaError as exc:
-        return str(exc)
-    return None
+    ``destinations``: the container's; deletes every one of them has published are forgotten (no
+    destination: all of them). ``lookup_cap``: delete candidates looked up one by one at most; beyond
+    it a second whole listing confirms them."""
+
+    since: datetime | None
+    full: bool
+    started: datetime
+    guard: DeleteGuard = DeleteGuard()
+    cursor_lag: timedelta = SAFETY_LAG
+    destinations: tuple[str, ...] | None = None
+    lookup_cap: int = DELETE_LOOKUPS_PER_RUN
 
 
-def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],
-                      cfg: ContainerConfig, metadata: Mapping[str, Any], *, since: datetime | None,
-                      full: bool, started: datetime, log: logging.Logger | logging.LoggerAdapter,
-                      on_progress: Callable[[WriteStats], None] | None = None,
-                      knack: KnackSource | None = None, guard: DeleteGuard | None = None,
-                      cursor_lag: timedelta = SAFETY_LAG, destinations: list[str] | None = None,
-                      lookup_cap: int = DELETE_LOOKUPS_PER_RUN) -> OffloadResult:
-    """Copy one container's changed records into the store; objects → manifest → Knack cursor.
+@dataclass(frozen=True)
+class _Run:
+    """One offload's parts, handed to each step."""
 
-    A full fetch also repairs objects missing from the store or damaged in it, and deletes the records
-    Knack has confirmed gone (``confirm_gone``), within the mass-delete ``guard``. The Knack cursor moves
-    only past a listing that was whole (``tasks/domain/listing.py``), to Knack's own clock at the fetch
-    start less ``cursor_lag``. ``destinations``: the container's; deletes every one of them has published
-    are forgotten (no destination: all of them). Candidates are looked up one by one while they are at
-    most ``lookup_cap`` and the quota allows; otherwise a second whole listing confirms them all.
-    """
-    clock = time.monotonic()
-    guard = guard or DeleteGuard()
+    store: RecordStore
+    fetch_pages: Callable[[datetime | None], Iterable[list[dict]]]
+    cfg: ContainerConfig
+    request: OffloadRequest
+    knack: KnackSource | None
+    log: logging.Logger | logging.LoggerAdapter
+
+    @property
+    def where(self) -> str:
+        return f"{self.store.app}/{self.cfg.key}"
+
+
+@dataclass
+class Fetched:
+    """The fetch step: the pages written into the store, and what the listing said of itself."""
+
+    manifest: Manifest
+    pruned: list[str]                  # deletes every destination has published, forgotten
+    fetch_from: datetime | None        # None: a full fetch
+    may_advance: bool                  # may the Knack cursor move past this fetch
+    generation: int                    # the generation this run's writes carry
+    stats: WriteStats
+    objects: dict[str, str] | None     # what the store holds, with ETags (full fetch only)
+    known: set[str]                    # the manifest's ids before this fetch
+    unknown_fields: set[str]
+    listing: Listing | None
+    problems: list[str]                # why the listing was not whole (empty: it was)
+    modified_of: Callable[[dict[str, Any]], str | None]
+
+    @property
+    def is_full(self) -> bool:
+        return self.fetch_from is None
+
+
+class Confirmed(NamedTuple):
+    """The confirm step: the candidates Knack confirmed gone, or why nothing is deleted."""
+
+    gone: tuple[str, ...] = ()
+    answered: bool = False             # Knack answered for every candidate (the strays are settled)
+    held_back: str | None = None
+    lookups: int = 0                   # requests spent confirming
+    confirmed_by: str | None = None
+
+
+class Committed(NamedTuple):
+    """The commit step: the deletes applied and where the Knack cursor now stands."""
+
+    deleted: list[str]
+    cursor: str | None
+
+
+def fetch(run: _Run, metadata: Mapping[str, Any], on_progress: Callable[[WriteStats], None] | None) -> Fetched:
+    """List (or fetch since the cursor) the container's pages from Knack and write what changed."""
+    store, cfg, request = run.store, run.cfg, run.request
     schema = container_schema(metadata, cfg.key)
     manifest = store.load_manifest(cfg.key)
     pruned: list[str] = []
-    if destinations is not None:
-        published = [int((store.read_cursor(cfg.key, name) or {}).get("generation", 0)) for name in destinations]
+    if request.destinations is not None:
+        published = [int((store.read_cursor(cfg.key, name) or {}).get("generation", 0))
+                     for name in request.destinations]
         pruned = manifest.prune_deleted(min(published) if published else manifest.generation)
-    cursor = store.read_cursor(cfg.key, "knack")
-    fetch_from, may_advance = plan_since(cursor, since, full)
+    fetch_from, may_advance = plan_since(store.read_cursor(cfg.key, "knack"), request.since, request.full)
     is_full = fetch_from is None
-    log.info("%s/%s: %s fetch%s", store.app, cfg.key, "full" if is_full else "incremental",
-             f" of records modified since {fetch_from.isoformat()}" if fetch_from else "")
+    run.log.info("%s: %s fetch%s", run.where, "full" if is_full else "incremental",
+                 f" of records modified since {fetch_from.isoformat()}" if fetch_from else "")
 
     generation = new_generation(manifest)
     unknown: set[str] = set()
     fetched = threading.Event()
-    pages = _watch_fields(read_ahead(fetch_pages(fetch_from), fetched=fetched), {f.key for f in schema.fields},
-                          unknown)
+    pages = _watch_fields(read_ahead(run.fetch_pages(fetch_from), fetched=fetched),
+                          {f.key for f in schema.fields}, unknown)
 
     def modified_of(record: dict[str, Any]) -> str | None:
         instant = record_modified_at(record, cfg.modified_date_field_id, schema.timezone)
         return instant.isoformat() if instant else None
 
-    objects = store.list_objects(cfg.key) if is_full else None  # what the store holds, with ETags
+    objects = store.list_objects(cfg.key) if is_full else None
     known = set(manifest.records)  # before this fetch: a record stamped during it and not here was created then
     stats = store.write_records(cfg.key, pages, manifest, generation, modified_of, on_page=on_progress,
                                 busy=lambda: not fetched.is_set(), present=objects)
-    listing = knack.last_listing if knack is not None else None
+    listing = run.knack.last_listing if run.knack is not None else None
     problems = listing.problems(known) if listing is not None else ["the listing was not reported"]
-    where = f"{store.app}/{cfg.key}"
     if problems:
-        log.warning("%s: Knack's listing was not whole (%s): it deletes nothing by itself, and the Knack "
-                    "cursor stays where it was, so the next run reads this window again", where, "; ".join(problems))
+        run.log.warning("%s: Knack's listing was not whole (%s): it deletes nothing by itself, and the Knack "
+                        "cursor stays where it was, so the next run reads this window again", run.where,
+                        "; ".join(problems))
+    return Fetched(manifest, pruned, fetch_from, may_advance, generation, stats, objects, known, unknown, listing,
+                   problems, modified_of)
 
+
+def _quota_refusal(knack: KnackSource, cfg: ContainerConfig, requests: int) -> str | None:
+    """Why the quota refuses ``requests`` more (the client's check reads its counters, sends nothing)."""
+    try:
+        knack.check_quota(requests, cfg.key)
+    except KnackQuotaError as exc:
+        return str(exc)
+    return None
+
+
+def confirm(run: _Run, got: Fetched) -> Confirmed:
+    """After a full fetch: confirm with Knack which records missing from the listing are gone
+    (``tasks/domain/delete_plan.py`` decides how, and what is held back); store those still alive."""
+    if not got.is_full or got.objects is None:
+        return Confirmed()
+    store, cfg, knack, log, where = run.store, run.cfg, run.knack, run.log, run.where
+    seen = got.stats.seen_ids
+    strays = {rid for name in run.request.destinations or [] for rid in store.read_strays(cfg.key, name)}
+    found = delete_candidates(store.stored_ids(got.objects, got.manifest), seen, strays)
+    quota = _quota_refusal(knack, cfg, len(found.ids) + 1) if knack is not None and found.ids else None
+    plan = plan_deletes(found, where=where, whole=not got.problems, guard=run.request.guard,
+                        can_ask=knack is not None, view=cfg.scene_id is not None,
+                        lookup_cap=run.request.lookup_cap, quota_refusal=quota)
+    if plan.held_back not in (None, HeldBack.NO_KNACK):  # without Knack the result alone reports it
+        log.warning("%s", plan.message)
+    if knack is None or plan.confirm is None:
+        return Confirmed(held_back=plan.message)
+
+    candidates = list(plan.candidates)
+    refused: str | None = None
+    answer: tuple[list[str], list[dict[str, Any]], int] | None = None
+    if plan.confirm is Confirm.LOOKUPS:
+        answer = confirm_gone(knack, cfg, candidates, seen)
+    else:
+        log.info("%s: %s: a second whole listing confirms them instead", where, plan.lookups_refused)
+        try:
+            answer = confirm_by_listing(knack, run.fetch_pages(None), candidates, got.known | seen)
+        except KnackQuotaError as exc:
+            refused = str(exc)
+    decision = settle(plan, answer[0] if answer is not None else None, refused=refused)
+    if answer is None or decision.held_back is not None:
+        log.warning("%s", decision.message)
+        return Confirmed(held_back=decision.message)
+
+    _, alive, lookups = answer
+    if alive:  # live records the listing skipped: stored (or refreshed) from their own answers
+        log.info("%s: %d records missing from the listing are still in Knack: kept (%s)", where,
+                 len(alive), ", ".join(str(r.get("id")) for r in alive[:10]))
+        more = store.write_records(cfg.key, [alive], got.manifest, got.generation, got.modified_of)
+        got.stats.written += more.written
+    return Confirmed(decision.delete, answered=True, lookups=lookups, confirmed_by=plan.confirm.value)
+
+
+def commit(run: _Run, got: Fetched, confirmed: Confirmed) -> Committed:
+    """Apply the confirmed deletes, then save the manifest, the Knack cursor and the whole-listing mark."""
+    store, cfg, log, where, request = run.store, run.cfg, run.log, run.where, run.request
+    manifest, stats, listing, problems = got.manifest, got.stats, got.listing, got.problems
     deleted: list[str] = []
-    held_back: str | None = None
-    lookups = 0
-    confirmed_by: str | None = None
-    if is_full and objects is not None:
-        stored_ids = store.stored_ids(objects, manifest)
-        # rows a destination holds that the store never had: confirmed with Knack like the store's own
-        strays = {rid for name in destinations or [] for rid in store.read_strays(cfg.key, name)}
-        candidates = sorted(set(ids_to_delete(stored_ids, stats.seen_ids)) | (strays - stats.seen_ids))
-        population = len(stored_ids | stats.seen_ids | strays)
-        held_back = guard.refusal(len(candidates), population, f"{where} in the store")
-        if held_back:
-            log.warning("%s", held_back)
-        elif candidates and knack is None:
-            held_back = f"{where}: {len(candidates)} records missing from the listing could not be checked with Knack"
-        elif candidates and knack is not None:
-            why_not = _lookup_refusal(knack, cfg, len(candidates), lookup_cap, whole=not problems)
-            if why_not is None:
-                answer, confirmed_by = confirm_gone(knack, cfg, candidates, stats.seen_ids), "lookups"
-                doubt = "Knack did not find a record it had just listed either"
-            else:
-                answer, doubt = None, f"the first listing was not whole and look-ups were refused ({why_not})"
-                if not problems:  # gone means absent from two whole listings
-                    log.info("%s: %s: a second whole listing confirms them instead", where, why_not)
-                    try:
-                        answer = confirm_by_listing(knack, fetch_pages(None), candidates,
-                                                    known | stats.seen_ids)
-                        confirmed_by = "listing"
-                    except KnackQuotaError as exc:
-                        why_not = str(exc)
-                    doubt = f"a second whole listing could not confirm them ({why_not})"
-            if answer is None:
-                held_back = (f"{where}: {len(candidates)} records are missing from the listing, but {doubt}; "
-                             "nothing was deleted")
-                log.warning("%s", held_back)
-            else:
-                gone, alive, lookups = answer
-                if alive:  # live records the listing skipped: stored (or refreshed) from their own answers
-                    log.info("%s: %d records missing from the listing are still in Knack: kept (%s)", where,
-                             len(alive), ", ".join(str(r.get("id")) for r in alive[:10]))
-                    more = store.write_records(cfg.key, [alive], manifest, generation, modified_of)
-                    stats.written += more.written
-                deleted = store.delete_records(cfg.key, gone, manifest, generation)
-                for name in destinations or []:  # asked and answered: each destination deletes what is gone
-                    if store.read_strays(cfg.key, name):
-                        store.write_strays(cfg.key, name, [])
+    if confirmed.answered:
+        deleted = store.delete_records(cfg.key, confirmed.gone, manifest, got.generation)
+        for name in request.destinations or []:  # asked and answered: each destination deletes what is gone
+            if store.read_strays(cfg.key, name):
+                store.write_strays(cfg.key, name, [])
 
     if stats.written or deleted:
-        manifest.generation = generation
-    if stats.written or deleted or stats.repaired or pruned:
+        manifest.generation = got.generation
+    if stats.written or deleted or stats.repaired or got.pruned:
         store.save_manifest(cfg.key, manifest)
 
     new_cursor = None
-    if may_advance and not problems and listing is not None:
+    if got.may_advance and not problems and listing is not None:
         base = listing.knack_time
         if base is None:
-            base = started
+            base = request.started
             log.warning("%s: Knack sent no Date header: the cursor follows this worker's clock", where)
-        new_cursor = (base - cursor_lag).replace(second=0, microsecond=0).isoformat()
+        new_cursor = (base - request.cursor_lag).replace(second=0, microsecond=0).isoformat()
         store.write_cursor(cfg.key, "knack", {"instant": new_cursor, "generation": manifest.generation})
-    if is_full and not problems and held_back is None and listing is not None:
+    if got.is_full and not problems and confirmed.held_back is None and listing is not None:
         store.mark_complete_listing(cfg.key, {"complete": True, "generation": manifest.generation,
                                                 "records": len(manifest.records), "at": new_cursor})
     if deleted:
@@ -311,12 +381,32 @@ def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None
     if stats.repaired:
         log.warning("%s: %d objects were missing from the store or not what was written: written again",
                     where, stats.repaired)
+    return Committed(deleted, new_cursor)
+
+
+def offload_container(store: RecordStore, fetch_pages: Callable[[datetime | None], Iterable[list[dict]]],
+                      cfg: ContainerConfig, metadata: Mapping[str, Any], request: OffloadRequest, *,
+                      log: logging.Logger | logging.LoggerAdapter, knack: KnackSource | None = None,
+                      on_progress: Callable[[WriteStats], None] | None = None) -> OffloadResult:
+    """Copy one container's changed records into the store: fetch → confirm → commit.
+
+    A full fetch also repairs objects missing from the store or damaged in it, and deletes the records
+    Knack has confirmed gone, within the mass-delete guard (``tasks/domain/delete_plan.py``). The Knack
+    cursor moves only past a listing that was whole (``tasks/domain/listing.py``), to Knack's own clock
+    at the fetch start less ``request.cursor_lag``.
+    """
+    clock = time.monotonic()
+    run = _Run(store, fetch_pages, cfg, request, knack, log)
+    got = fetch(run, metadata, on_progress)
+    confirmed = confirm(run, got)
+    committed = commit(run, got, confirmed)
+    stats = got.stats
     return OffloadResult(
-        container=cfg.key, mode="full" if is_full else "incremental",
-        since=fetch_from.isoformat() if fetch_from else None, cursor=new_cursor,
-        fetched=stats.fetched, written=stats.written, unchanged=stats.unchanged, deleted=len(deleted),
-        generation=manifest.generation, unknown_fields=sorted(unknown),
-        seconds=round(time.monotonic() - clock, 3), listing_consistent=not problems,
-        listing_problems=problems, lookups=lookups, repaired=stats.repaired, held_back=held_back,
-        confirmed_by=confirmed_by if lookups else None,
+        container=cfg.key, mode="full" if got.is_full else "incremental",
+        since=got.fetch_from.isoformat() if got.fetch_from else None, cursor=committed.cursor,
+        fetched=stats.fetched, written=stats.written, unchanged=stats.unchanged, deleted=len(committed.deleted),
+        generation=got.manifest.generation, unknown_fields=sorted(got.unknown_fields),
+        seconds=round(time.monotonic() - clock, 3), listing_consistent=not got.problems,
+        listing_problems=got.problems, lookups=confirmed.lookups, repaired=stats.repaired,
+        held_back=confirmed.held_back, confirmed_by=confirmed.confirmed_by if confirmed.lookups else None,
     )

@@ -30,7 +30,7 @@ from tasks.domain.report import artifact_key
 from tasks.domain.results import OffloadResult
 from tasks.knack import metadata_cache
 from tasks.knack.client import KnackClient
-from tasks.knack.offload import offload_container
+from tasks.knack.offload import OffloadRequest, offload_container
 from tasks.knack.ratelimit import limiter_stats, make_rate_limiter
 from tasks.store.locks import run_name
 from tasks.store.open import describe_store, open_store
@@ -136,12 +136,13 @@ def records_to_store(app: AppConfig, cfg: ContainerConfig, env: str, settings: S
 
     with open_store(env, app.name, settings) as store, \
             store.lock(cfg.key, run_name(), "knack", timedelta(seconds=settings.lock_ttl_seconds)):
-        result = offload_container(store, pages, cfg, metadata, since=since, full=full,
-                                   started=started, log=log, on_progress=progress.update, knack=client,
-                                   guard=delete_guard(settings, allow_mass_delete),
-                                   cursor_lag=timedelta(seconds=settings.knack_cursor_lag_seconds),
-                                   destinations=cfg.destinations(),
-                                   lookup_cap=settings.delete_lookups_per_run)
+        request = OffloadRequest(since=since, full=full, started=started,
+                                 guard=delete_guard(settings, allow_mass_delete),
+                                 cursor_lag=timedelta(seconds=settings.knack_cursor_lag_seconds),
+                                 destinations=tuple(cfg.destinations()),
+                                 lookup_cap=settings.delete_lookups_per_run)
+        result = offload_container(store, pages, cfg, metadata, request, log=log, knack=client,
+                                   on_progress=progress.update)
     progress.finish()
     result = replace(result, knack_requests=client.stats.requests, quota_remaining=client.stats.quota_remaining,
                      store=describe_store(env, settings))

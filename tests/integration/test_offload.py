@@ -17,7 +17,7 @@ from tasks.domain.config import parse_config
 from tasks.domain.errors import StoreError
 from tasks.domain.layout import serialize_record
 from tasks.knack.client import KnackClient
-from tasks.knack.offload import offload_container
+from tasks.knack.offload import OffloadRequest, offload_container
 from tasks.knack.ratelimit import LocalRateLimiter
 from tasks.store.backends import LocalStorage, S3Storage
 from tasks.store.records import RecordStore
@@ -71,8 +71,8 @@ def offload(storage: Any, emu: KnackEmulator, *, full: bool = False) -> Any:
                                    tz="Central Time (US & Canada)")
 
     with RecordStore(storage, "dev", "demo", workers=4) as store:
-        return offload_container(store, pages, CFG, metadata, since=None, full=full,
-                                 started=utc_now(), log=LOG, knack=client)
+        return offload_container(store, pages, CFG, metadata, OffloadRequest(since=None, full=full, started=utc_now()),
+                                 log=LOG, knack=client)
 
 
 def stored(storage: Any) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ from tasks.domain.config import parse_config
 from tasks.domain.deadlines import RequestDeadlines
 from tasks.domain.errors import AgolError, KnackError, SocrataError, StoreError
 from tasks.knack.client import KnackClient
-from tasks.knack.offload import FETCH_WIND_DOWN_SECONDS, offload_container
+from tasks.knack.offload import FETCH_WIND_DOWN_SECONDS, OffloadRequest, offload_container
 from tasks.knack.ratelimit import LocalRateLimiter
 from tasks.socrata.client import list_row_ids, upsert_rows
 from tasks.store.backends import LocalStorage, S3Storage
@@ -86,8 +86,9 @@ def test_an_offload_stops_at_its_time_limit_while_knack_trickles(knack_emulator:
         signal.setitimer(signal.ITIMER_REAL, limit)
         with RecordStore(LocalStorage(tmp_path / "store"), "dev", "demo", workers=2) as store, \
                 pytest.raises(TimeoutError, match="time limit"):
-            offload_container(store, pages, config.container("demo", "object_1"), metadata, since=None,
-                              full=False, started=utc_now(), log=logging.getLogger("test"), knack=client)
+            offload_container(store, pages, config.container("demo", "object_1"), metadata,
+                              OffloadRequest(since=None, full=False, started=utc_now()),
+                              log=logging.getLogger("test"), knack=client)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
