@@ -177,8 +177,9 @@ class OpenDestination(Protocol):
     # ``digest(payload)``, a sent row's digest; ``held_rows()``, id → digest of every row it holds
 
 
-def doomed_ids(destination: OpenDestination, capabilities: Capabilities, role: str, ctx: PublishContext,
-               cfg: ContainerConfig, held: set[str] | None, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> tuple[list[str], int]:
+def doomed_ids(destination: OpenDestination, capabilities: Capabilities, ctx: PublishContext, cfg: ContainerConfig,
+               held: set[str] | None, log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+               ) -> tuple[list[str], int]:
     """(record ids to delete downstream, how many records the container holds there).
 
     Incremental: the deletes the store recorded since the cursor (each confirmed gone by Knack). A full
@@ -206,8 +207,8 @@ def doomed_ids(destination: OpenDestination, capabilities: Capabilities, role: s
     # a stray goes once Knack confirmed it gone, as the store's own candidates are: the deletes the store
     # recorded; the others wait for the next full offload, which asks Knack about them
     unconfirmed = sorted(rid for rid in strays if rid not in ctx.manifest.deleted)
-    if unconfirmed != ctx.store.read_strays(cfg.key, role):
-        ctx.store.write_strays(cfg.key, role, unconfirmed)
+    if unconfirmed != ctx.store.read_strays(cfg.key, plan.destination):
+        ctx.store.write_strays(cfg.key, plan.destination, unconfirmed)
     if unconfirmed:
         log.info("%s: %d rows the store lacks are not confirmed gone by Knack yet: the next full offload asks "
                  "Knack about them (%s)", where, len(unconfirmed), ", ".join(unconfirmed[:10]))
@@ -315,7 +316,7 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
         except BaseException:
             note_late_writes(ctx, cfg.key, plan.changed, log)
             raise
-        doomed, population = doomed_ids(target, destination.capabilities, destination.role, ctx, cfg, held, log)
+        doomed, population = doomed_ids(target, destination.capabilities, ctx, cfg, held, log)
         held_back = delete_guard(settings, allow_mass_delete).refusal(
             len(doomed), population, f"{app}/{cfg.key} in {target.name}")
         if held_back:
