@@ -58,7 +58,7 @@ class AgolLayer:
         return OpenAgolLayer(self.cfg, ctx, target, f"ArcGIS {target.name}", match, self.batch_size)
 
 
-@dataclass
+@dataclass(repr=False)  # its client and credentials stay out of any repr
 class OpenAgolLayer:
     """The layer or table connected for one run; features are matched by record id (``upsert_matching_field``)."""
 

@@ -71,7 +71,7 @@ class SocrataDataset:
                                   published_at=utc_now(), audit_columns=audit_columns)
 
 
-@dataclass
+@dataclass(repr=False)  # its client and credentials stay out of any repr
 class OpenSocrataDataset:
     """The dataset connected for one run. Never a replace: rows are upserted and deleted by ``id``."""
 

@@ -72,7 +72,7 @@ class AnalyticsTable:
                                   delta, schema, where, table, drift, synced_at=utc_now())
 
 
-@dataclass
+@dataclass(repr=False)  # its client and credentials stay out of any repr
 class OpenAnalyticsTable:
     """The table as one run found it: rows merged by ``id``, deleted by ``id``; never emptied.
 
