@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -24,24 +25,29 @@ from flows._events import emit_held_back, sync_run_name
 from flows._isolation import refuse_other_env
 from flows._params import Destination, Env
 from flows._refuse import check_args, refused
-from tasks.agol.task import publish_agol
+from tasks.agol.task import AgolLayer, publish_agol
 from tasks.clock import utc_now
 from tasks.credentials import remembering_s3_block
 from tasks.domain.config import ContainerConfig, Settings, load_container
+from tasks.domain.destinations import Capabilities
 from tasks.domain.errors import ConfigError, DeletesHeldBack, KnackServicesError
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishFailure, PublishResult, SyncReport
 from tasks.knack.tasks import offload
 from tasks.report import publish_report
-from tasks.socrata.task import publish_socrata
+from tasks.socrata.task import SocrataDataset, publish_socrata
 from tasks.store.metadata_reads import remembering_metadata
 from tasks.store.open import log_store_choice
 from tasks.store.shared_reads import sharing_reads
-from tasks.table.task import publish_table
+from tasks.table.task import AnalyticsTable, publish_table
 
 # each destination's step; a stalled request ends at its deadline (tasks/wire.py), the run at its time limit
 PUBLISHERS: dict[str, Task[..., PublishResult]] = {
     "socrata": publish_socrata, "agol": publish_agol, "table": publish_table}
+# what a run may do to each destination, from the container config (a no_replace_socrata dataset: no full refresh)
+CAPABILITIES: dict[str, Callable[[ContainerConfig], Capabilities]] = {
+    "socrata": SocrataDataset.capabilities_of, "agol": AgolLayer.capabilities_of,
+    "table": AnalyticsTable.capabilities_of}
 
 
 def _publish(name: str, app: str, cfg: ContainerConfig, env: str, settings: Settings, full: bool,
@@ -111,12 +117,13 @@ def sync(app: str, container: str, env: Env, since: datetime | None = None, full
         with sharing_reads(env, app, container, targets), \
                 ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="publish") as pool:
             for name in targets:
-                publish_full = full and not (name == "socrata" and cfg.no_replace_socrata)
-                if full and not publish_full:
-                    log.info("%s/%s: no_replace_socrata is set: Socrata gets an incremental publish", app, container)
+                capabilities = CAPABILITIES[name](cfg)
+                if note := capabilities.incremental_note(full):
+                    log.info("%s/%s: %s", app, container, note)
                 # each thread runs in a copy of this context, so the step knows its flow run
                 runs[name] = pool.submit(contextvars.copy_context().run, _publish, name, app, cfg, env,
-                                         config.settings, publish_full, allow_mass_delete, republish)
+                                         config.settings, capabilities.publishes_full(full), allow_mass_delete,
+                                         republish)
         published = {name: run.result() for name, run in runs.items()}
 
     report = SyncReport(app, container, env, stored, published)

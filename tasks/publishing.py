@@ -20,6 +20,7 @@ from prefect.logging import get_run_logger
 
 from tasks.deadline import TimeLimitReached, time_limit
 from tasks.domain.config import ContainerConfig, Settings, delete_guard
+from tasks.domain.destinations import AuditCounts, Capabilities, PublishCounts
 from tasks.domain.drift import drifted, rows_after
 from tasks.domain.errors import DeletesHeldBack, StoreError
 from tasks.domain.formatting import (
@@ -78,8 +79,9 @@ def _unreadable_fields(doc: Mapping[str, Any], schema: ContainerSchema) -> str:
     return "; ".join(problems)
 
 
-def advance_cursor(ctx: PublishContext, container: str, plan: PublishPlan, counts: Mapping[str, int]) -> None:
-    """Record what the destination now holds: the records it was sent, then everything up to ``plan.target``."""
+def advance_cursor(ctx: PublishContext, container: str, plan: PublishPlan, *, upserted: int, deleted: int) -> None:
+    """Record what the destination now holds: the records it was sent, then everything up to ``plan.target``
+    (the cursor notes how many rows the run upserted and deleted)."""
     store = ctx.store
     received = received_after(ctx.received or {}, ctx.manifest, plan.changed)
     if received != ctx.received:
@@ -88,7 +90,8 @@ def advance_cursor(ctx: PublishContext, container: str, plan: PublishPlan, count
     if rows != ctx.rows:
         store.write_row_digests(container, plan.destination, rows)
     if plan.advance:
-        store.write_cursor(container, plan.destination, {"generation": plan.target, **counts,
+        store.write_cursor(container, plan.destination, {"generation": plan.target, "upserted": upserted,
+                                                         "deleted": deleted,
                                                          "columns": dict(plan.columns)})
     store.clear_suspects(container, ctx.notes)  # their records were sent again in this run
 
@@ -143,22 +146,29 @@ def publishing(app: str, cfg: ContainerConfig, env: str, settings: Settings, des
 
 
 class Destination(Protocol):
-    """A destination as ``publish`` sees it; making one raises any config mistake before the store opens."""
+    """A destination as ``publish`` sees it before the store opens: making one raises any config mistake."""
 
-    role: str        # its lock and cursor name: "socrata", "agol" or "table"
+    role: str                   # its lock and cursor name: "socrata", "agol" or "table"
+    capabilities: Capabilities  # what a run may do there (from the container config)
+
+    # connect, check, log the columns it cannot take: the destination, ready
+    def open(self, ctx: PublishContext) -> OpenDestination: ...
+
+
+class OpenDestination(Protocol):
+    """A destination connected for one run (``Destination.open``): every field set."""
+
+    name: str        # in logs: "Socrata abcd-1234", "ArcGIS Signals"
     batch_size: int  # records read (and sent) per batch
-    name: str        # in logs: "Socrata abcd-1234", "ArcGIS Signals" (known once open)
 
-    # connect, check, log the columns it cannot take
-    def open(self, ctx: PublishContext) -> None: ...
     # a record as a row or feature; None if refused there (kept aside, then named)
     def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None: ...
-    # send them all; counts, ``upserted`` being the number sent
-    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]: ...
+    # send them all; ``upserted`` being the number sent
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> PublishCounts: ...
     # every record id it holds
     def ids(self) -> set[str]: ...
-    # ids already gone are fine (a re-run repeats them)
-    def delete(self, ids: list[str]) -> dict[str, int]: ...
+    # ids already gone are fine (a re-run repeats them); how many it deleted (None: it does not count)
+    def delete(self, ids: list[str]) -> int | None: ...
     # the error naming every record left out (unreadable here, refused there), if any
     def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None: ...
     # the counts of the run's last log line
@@ -167,14 +177,16 @@ class Destination(Protocol):
     # ``digest(payload)``, a sent row's digest; ``held_rows()``, id → digest of every row it holds
 
 
-def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConfig, held: set[str] | None,
-               log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> tuple[list[str], int]:
+def doomed_ids(destination: OpenDestination, capabilities: Capabilities, ctx: PublishContext, cfg: ContainerConfig,
+               held: set[str] | None, log: logging.Logger | logging.LoggerAdapter[logging.Logger]
+               ) -> tuple[list[str], int]:
     """(record ids to delete downstream, how many records the container holds there).
 
     Incremental: the deletes the store recorded since the cursor (each confirmed gone by Knack). A full
     refresh (or a first publish): the rows the destination holds and the store lacks, but only when the
     store holds a complete, confirmed listing (a new store started with ``-d`` holds a few records, and
-    the dataset may be full from an older system) and never on a ``no_replace_socrata`` dataset.
+    the dataset may be full from an older system) and never where ``capabilities`` keep them (a
+    ``no_replace_socrata`` dataset).
     ``held``: every id the destination held when the run started (listed on a full refresh).
     """
     plan = ctx.plan
@@ -183,8 +195,8 @@ def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConf
     where = f"{ctx.store.app}/{cfg.key} → {destination.name}"
     # the deletes recorded since the cursor go in any case (each confirmed gone by Knack)
     recorded = sorted(ctx.manifest.deleted_since(plan.cursor)) if plan.cursor else []
-    if destination.role == "socrata" and cfg.no_replace_socrata:
-        log.info("%s: no_replace_socrata: rows the store lacks are left in place", where)
+    if (kept := capabilities.strays_note()) is not None:
+        log.info("%s: %s", where, kept)
         return recorded, len(ctx.manifest.records) + len(recorded)
     if ctx.store.read_complete_listing(cfg.key) is None:
         log.info("%s: the store holds no complete listing of Knack yet (a full offload writes it): rows the "
@@ -195,16 +207,16 @@ def doomed_ids(destination: Destination, ctx: PublishContext, cfg: ContainerConf
     # a stray goes once Knack confirmed it gone, as the store's own candidates are: the deletes the store
     # recorded; the others wait for the next full offload, which asks Knack about them
     unconfirmed = sorted(rid for rid in strays if rid not in ctx.manifest.deleted)
-    if unconfirmed != ctx.store.read_strays(cfg.key, destination.role):
-        ctx.store.write_strays(cfg.key, destination.role, unconfirmed)
+    if unconfirmed != ctx.store.read_strays(cfg.key, plan.destination):
+        ctx.store.write_strays(cfg.key, plan.destination, unconfirmed)
     if unconfirmed:
         log.info("%s: %d rows the store lacks are not confirmed gone by Knack yet: the next full offload asks "
                  "Knack about them (%s)", where, len(unconfirmed), ", ".join(unconfirmed[:10]))
     return sorted(strays - set(unconfirmed)), len(held)
 
 
-def _audit(destination: Destination, ctx: PublishContext, plan: PublishPlan
-           ) -> tuple[set[str], PublishPlan, dict[str, int]]:
+def _audit(destination: OpenDestination, ctx: PublishContext, plan: PublishPlan
+           ) -> tuple[set[str], PublishPlan, AuditCounts | None]:
     """A reconcile's read of what the destination holds: (every id there, the plan with what is missing
     and what drifted added, the audit's counts). A destination that can read its rows back (``held_rows``)
     is compared row by row with the digests of what it was last sent; another only by its ids."""
@@ -212,7 +224,7 @@ def _audit(destination: Destination, ctx: PublishContext, plan: PublishPlan
     if held_rows is None or plan.republish:
         held = destination.ids()
         plan = with_missing(plan, ctx.manifest, held)
-        return held, plan, {"held": len(held), "missing": len(plan.missing)} if held_rows is None else {}
+        return held, plan, AuditCounts(len(held), len(plan.missing)) if held_rows is None else None
     digests = held_rows()
     held = set(digests)
     plan = with_missing(plan, ctx.manifest, held)
@@ -223,7 +235,7 @@ def _audit(destination: Destination, ctx: PublishContext, plan: PublishPlan
                                  "written by another run): sent again (%s)", ctx.store.app, destination.name,
                                  len(off), ", ".join(off[:10]) + (" ..." if len(off) > 10 else ""))
         plan = replace(plan, changed=sorted(changed | set(off)), drifted=off)
-    return held, plan, {"held": len(held), "missing": len(plan.missing), "differed": len(off)}
+    return held, plan, AuditCounts(len(held), len(plan.missing), differed=len(off))
 
 
 def note_late_writes(ctx: PublishContext, container: str, sent: list[str],
@@ -276,55 +288,55 @@ def _publish(destination: Destination, app: str, cfg: ContainerConfig, env: str,
         if not (plan.full or plan.changed or plan.deleted):  # nothing to send: the destination stays closed
             result = PublishResult(mode="incremental", read=0, upserted=0, deleted=0, generation=plan.target,
                                    seconds=round(time.monotonic() - clock, 3))
-            advance_cursor(ctx, cfg.key, plan, {"upserted": 0, "deleted": 0})
+            advance_cursor(ctx, cfg.key, plan, upserted=0, deleted=0)
             log.info("%s/%s → %s: nothing to send", app, cfg.key, destination.role)
             return result
-        destination.open(ctx)
+        target = destination.open(ctx)
         held = None
-        audit: dict[str, int] = {}
+        audit: AuditCounts | None = None
         if plan.full:  # a reconcile also restores what was lost downstream; the same listing finds strays
-            held, plan, audit = _audit(destination, ctx, plan)
+            held, plan, audit = _audit(target, ctx, plan)
             if ctx.shared is not None:
                 ctx.shared.want(plan.missing + plan.drifted)
-        log.info("%s/%s → %s: %s", app, cfg.key, destination.name, plan.summary())
+        log.info("%s/%s → %s: %s", app, cfg.key, target.name, plan.summary())
         unreadable: list[tuple[str, str]] = []  # records whose stored values cannot be read: left out, then named
-        digest = getattr(destination, "digest", None)
+        digest = getattr(target, "digest", None)
 
         def payloads() -> Iterator[dict[str, Any]]:
-            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, destination.batch_size,
+            for batch in formatted_batches(ctx.store, cfg.key, plan.changed, ctx.schema, target.batch_size,
                                            unreadable, ctx.shared):
                 for record_id, values in batch:
-                    if (payload := destination.to_payload(record_id, values)) is not None:
+                    if (payload := target.to_payload(record_id, values)) is not None:
                         if digest is not None:
                             ctx.sent_rows[record_id] = digest(payload)
                         yield payload
 
         try:
-            counts = destination.upsert(payloads())
+            counts = target.upsert(payloads())
         except BaseException:
             note_late_writes(ctx, cfg.key, plan.changed, log)
             raise
-        doomed, population = doomed_ids(destination, ctx, cfg, held, log)
+        doomed, population = doomed_ids(target, destination.capabilities, ctx, cfg, held, log)
         held_back = delete_guard(settings, allow_mass_delete).refusal(
-            len(doomed), population, f"{app}/{cfg.key} in {destination.name}")
+            len(doomed), population, f"{app}/{cfg.key} in {target.name}")
         if held_back:
             log.warning("%s", held_back)
             doomed = []
-        counts |= destination.delete(doomed)
-        error = destination.left_out(unreadable)  # the rest is published and deleted; the cursor stays
+        counts = counts.with_removed(target.delete(doomed))
+        error = target.left_out(unreadable)  # the rest is published and deleted; the cursor stays
         if error is not None:
             raise error
         if held_back:
             raise DeletesHeldBack(f"{held_back}; the cursor stays until they are deleted")
         result = PublishResult(mode="full" if plan.full else "incremental", read=len(plan.changed),
-                               upserted=counts.pop("upserted"), deleted=len(doomed), generation=plan.target,
+                               upserted=counts.upserted, deleted=len(doomed), generation=plan.target,
                                seconds=round(time.monotonic() - clock, 3),
-                               counts={**counts, **audit, **({"strays": len(doomed)} if audit else {})})
+                               counts=counts.as_dict() | (audit.with_strays(len(doomed)).as_dict() if audit is not None else {}))
         try:
-            advance_cursor(ctx, cfg.key, plan, {"upserted": result.upserted, "deleted": result.deleted})
+            advance_cursor(ctx, cfg.key, plan, upserted=result.upserted, deleted=result.deleted)
         except BaseException:
             note_late_writes(ctx, cfg.key, plan.changed, log)
             raise
-    log.info("%s/%s → %s: %s", app, cfg.key, destination.name,
-             destination.outcome(result, plan.target if plan.advance else plan.cursor))
+    log.info("%s/%s → %s: %s", app, cfg.key, target.name,
+             target.outcome(result, plan.target if plan.advance else plan.cursor))
     return result

@@ -7,6 +7,7 @@ shaped by ``tasks/domain/agol.py`` and sent by ``tasks/agol/client.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from tasks.credentials import agol_credentials
 from tasks.domain.agol import WRITABLE_TYPES, dropped_fields, to_agol_feature
 from tasks.domain.config import ContainerConfig, Settings
 from tasks.domain.deadlines import request_deadlines
+from tasks.domain.destinations import AgolCounts, Capabilities
 from tasks.domain.drift import row_digest
 from tasks.domain.errors import AgolEditFailed, ConfigError, UnpublishableRecords
 from tasks.domain.results import PublishResult
@@ -26,30 +28,47 @@ from tasks.publishing import PublishContext, publish
 
 
 class AgolLayer:
-    """One container's layer or table; features are matched by record id (``upsert_matching_field``)."""
+    """One container's layer or table, from its config; ``open`` connects to it for a run."""
 
     role = "agol"
 
     def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings) -> None:
         if cfg.service_id is None:
             raise ConfigError(f"{app}/{cfg.key} has no service_id")
+        self.capabilities = self.capabilities_of(cfg)
         self.cfg, self.env = cfg, env
         self.service_id: str = cfg.service_id
-        self.match = cfg.upsert_matching_field
         self.batch_size = settings.agol_chunk_size
         self.deadlines = request_deadlines(settings)
-        self.refused: list[tuple[str, AgolEditFailed]] = []  # records a value of which the layer cannot take
 
-    def open(self, ctx: PublishContext) -> None:
-        self.ctx = ctx
-        self.target: AgolTarget = open_target(agol_credentials(self.env), self.service_id, self.cfg.layer_id,
-                                              self.cfg.agol_kind, match_field=self.match, deadlines=self.deadlines)
-        self.name = f"ArcGIS {self.target.name}"
+    @staticmethod
+    def capabilities_of(cfg: ContainerConfig) -> Capabilities:
+        """Every run may reconcile a layer and delete the features the store lacks."""
+        return Capabilities("ArcGIS")
+
+    def open(self, ctx: PublishContext) -> OpenAgolLayer:
+        match = self.cfg.upsert_matching_field
+        target = open_target(agol_credentials(self.env), self.service_id, self.cfg.layer_id, self.cfg.agol_kind,
+                             match_field=match, deadlines=self.deadlines)
         attributes = {k: v for k, v in ctx.names.items() if k not in self.cfg.location_fields}  # those are geometry
-        dropped = dropped_fields(attributes, self.target.info.fields, self.match)
+        dropped = dropped_fields(attributes, target.info.fields, match)
         if dropped:
-            get_run_logger().info("ArcGIS %s has no editable field for %s: not published", self.target.name,
+            get_run_logger().info("ArcGIS %s has no editable field for %s: not published", target.name,
                                   ", ".join(dropped))
+        return OpenAgolLayer(self.cfg, ctx, target, f"ArcGIS {target.name}", match, self.batch_size)
+
+
+@dataclass(repr=False)  # its client and credentials stay out of any repr
+class OpenAgolLayer:
+    """The layer or table connected for one run; features are matched by record id (``upsert_matching_field``)."""
+
+    cfg: ContainerConfig
+    ctx: PublishContext
+    target: AgolTarget
+    name: str   # "ArcGIS Signals"
+    match: str  # the field holding the record id
+    batch_size: int
+    refused: list[tuple[str, AgolEditFailed]] = field(default_factory=list)  # records with a value it cannot take
 
     def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
         info = self.target.info
@@ -61,9 +80,9 @@ class AgolLayer:
             self.refused.append((record_id, exc))
             return None
 
-    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> AgolCounts:
         counts = upsert_features(self.target, payloads, match_field=self.match, chunk_size=self.batch_size)
-        return {"upserted": counts["features"], "added": counts["added"], "updated": counts["updated"]}
+        return AgolCounts(upserted=counts["features"], added=counts["added"], updated=counts["updated"])
 
     def ids(self) -> set[str]:
         return set(list_ids(self.target, self.match))
@@ -85,9 +104,8 @@ class AgolLayer:
         return {key: row_digest(attributes, fields, shape)
                 for key, attributes, shape in list_features(self.target, fields, self.match, geometry)}
 
-    def delete(self, ids: list[str]) -> dict[str, int]:
-        deleted = delete_ids(self.target, ids, self.match, self.batch_size) if ids else 0
-        return {"features_deleted": deleted}
+    def delete(self, ids: list[str]) -> int:
+        return delete_ids(self.target, ids, self.match, self.batch_size) if ids else 0
 
     def left_out(self, unreadable: list[tuple[str, str]]) -> Exception | None:
         if unreadable:

@@ -10,8 +10,10 @@ merge commit per run, streamed in batches of ``table_batch_rows``. A full run re
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
@@ -21,6 +23,7 @@ from prefect.logging import get_run_logger
 from tasks import fence
 from tasks.clock import utc_now
 from tasks.domain.config import ContainerConfig, Settings
+from tasks.domain.destinations import Capabilities, TableCounts
 from tasks.domain.errors import ConfigError, StoreError, UnpublishableRecords
 from tasks.domain.layout import table_key
 from tasks.domain.results import PublishResult
@@ -33,7 +36,45 @@ if TYPE_CHECKING:  # arro3 and deltalake are imported by the run that writes (``
 
 
 class AnalyticsTable:
-    """One container's Delta table: rows merged by ``id``, deleted by ``id``; never emptied.
+    """One container's Delta table, from its config; ``open`` reads where it is and how it stands."""
+
+    role = "table"
+
+    def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings) -> None:
+        if not cfg.publishes_to_table:
+            raise ConfigError(f"{app}/{cfg.key} has no analytics table (set table: true on it, or tables: true)")
+        self.capabilities = self.capabilities_of(cfg)
+        self.app, self.cfg, self.env, self.settings = app, cfg, env, settings
+
+    @staticmethod
+    def capabilities_of(cfg: ContainerConfig) -> Capabilities:
+        """Every run may reconcile the table and delete the rows the store lacks."""
+        return Capabilities("table")
+
+    def open(self, ctx: PublishContext) -> OpenAnalyticsTable:
+        from tasks.domain.table import schema_drift, table_schema
+        from tasks.table import client as delta
+
+        schema = table_schema(ctx.schema, ctx.names)
+        where = delta.table_location(self.env, self.app, self.cfg.key, self.settings)
+        try:
+            table = delta.open_table(where)
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises several kinds; the run fails naming the table
+            raise StoreError(f"{self.app}/{self.cfg.key}: cannot open the analytics table at {where.uri}: "
+                             f"{exc}") from None
+        name = f"table {table_key(self.env, self.app, self.cfg.key)}"
+        stored = delta.column_types(table.schema()) if table is not None else None
+        drift = schema_drift(stored, delta.column_types(schema))
+        if drift:
+            get_run_logger().warning("%s/%s → %s: columns changed (%s): the table is rewritten with every row",
+                                     self.app, self.cfg.key, name, "; ".join(drift))
+        return OpenAnalyticsTable(self.app, self.cfg, self.settings, ctx, name, self.settings.table_batch_rows,
+                                  delta, schema, where, table, drift, synced_at=utc_now())
+
+
+@dataclass(repr=False)  # its client and credentials stay out of any repr
+class OpenAnalyticsTable:
+    """The table as one run found it: rows merged by ``id``, deleted by ``id``; never emptied.
 
     A renamed, removed or retyped field (the stored table has a column the run would not write, or writes
     with another type) rewrites the whole table in one commit: readers see the old version or the new
@@ -41,37 +82,18 @@ class AnalyticsTable:
     ``table_compact_every`` commits.
     """
 
-    role = "table"
-
-    def __init__(self, app: str, cfg: ContainerConfig, env: str, settings: Settings) -> None:
-        if not cfg.publishes_to_table:
-            raise ConfigError(f"{app}/{cfg.key} has no analytics table (set table: true on it, or tables: true)")
-        self.app, self.cfg, self.env, self.settings = app, cfg, env, settings
-        self.batch_size = settings.table_batch_rows
-        self.name = f"table {table_key(env, app, cfg.key)}"
-        self.where: TableLocation | None = None
-        self.table: Any = None
-
-    def open(self, ctx: PublishContext) -> None:
-        from tasks.domain.table import schema_drift, table_schema
-        from tasks.table import client as delta
-
-        self.delta = delta
-        self.ctx = ctx
-        self.schema: Schema = table_schema(ctx.schema, ctx.names)
-        self.where = delta.table_location(self.env, self.app, self.cfg.key, self.settings)
-        try:
-            self.table = delta.open_table(self.where)
-        except Exception as exc:  # noqa: BLE001 - delta-rs raises several kinds; the run fails naming the table
-            raise StoreError(f"{self.app}/{self.cfg.key}: cannot open the analytics table at {self.where.uri}: "
-                             f"{exc}") from None
-        stored = delta.column_types(self.table.schema()) if self.table is not None else None
-        self.drift = schema_drift(stored, delta.column_types(self.schema))
-        if self.drift:
-            get_run_logger().warning("%s/%s → %s: columns changed (%s): the table is rewritten with every row",
-                                     self.app, self.cfg.key, self.name, "; ".join(self.drift))
-        self.synced_at = utc_now()
-        self.unwritable: list[tuple[str, str]] = []
+    app: str
+    cfg: ContainerConfig
+    settings: Settings
+    ctx: PublishContext
+    name: str        # "table <env>/<app>/_tables/<container>"
+    batch_size: int  # rows per batch (``table_batch_rows``)
+    delta: ModuleType  # tasks.table.client, imported by the run that writes
+    schema: Schema
+    where: TableLocation
+    table: Any         # the Delta table; None until the first merge creates it
+    drift: list[str]   # the columns changed since the table was written (then the table is rewritten)
+    synced_at: datetime
 
     def to_payload(self, record_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
         from tasks.domain.table import to_table_row
@@ -86,8 +108,7 @@ class AnalyticsTable:
             fence.check()  # a merge streaming past the lease aborts before it commits
             yield to_record_batch(rows, self.schema)
 
-    def upsert(self, payloads: Iterator[dict[str, Any]]) -> dict[str, int]:
-        assert self.where is not None
+    def upsert(self, payloads: Iterator[dict[str, Any]]) -> TableCounts:
         batches = self._batches(payloads)
         if self.drift:
             if not self.ctx.plan.full and len(self.ctx.plan.changed) < len(self.ctx.manifest.records):
@@ -99,13 +120,13 @@ class AnalyticsTable:
         else:
             first = next(batches, None)
             if first is None:  # nothing changed: no commit
-                return {"upserted": 0, "inserted": 0, "updated": 0, "copied": 0}
+                return TableCounts()
             rest = (b for part in ([first], batches) for b in part)
             with fence.write():
                 counts = self.delta.merge_rows(self.where, self.table, self.delta.stream(self.schema, rest))
         self.table = self.delta.open_table(self.where)
-        return {"upserted": counts["inserted"] + counts["updated"], "inserted": counts["inserted"],
-                "updated": counts["updated"], "copied": counts["copied"]}
+        return TableCounts(upserted=counts["inserted"] + counts["updated"], inserted=counts["inserted"],
+                           updated=counts["updated"], copied=counts["copied"])
 
     def ids(self) -> set[str]:
         return self.delta.table_ids(self.table)
@@ -125,13 +146,13 @@ class AnalyticsTable:
         return {row[ID_COLUMN]: table_row_digest(row)
                 for rows in self.delta.table_rows(self.table, columns, self.batch_size) for row in rows}
 
-    def delete(self, ids: list[str]) -> dict[str, int]:
+    def delete(self, ids: list[str]) -> int:
         deleted = 0
         if ids and self.table is not None:
             with fence.write():
                 deleted = self.delta.delete_ids(self.table, ids)
         self._tidy()
-        return {"rows_deleted": deleted}
+        return deleted
 
     def _tidy(self) -> None:
         """Compact and vacuum once every ``table_compact_every`` commits; a failure here only logs (the rows
@@ -141,7 +162,7 @@ class AnalyticsTable:
             return
         log = get_run_logger()
         try:
-            self.table = self.delta.open_table(self.where)  # type: ignore[arg-type]
+            self.table = self.delta.open_table(self.where)
             if self.delta.commits_since_compaction(self.table) < every:
                 return
             fence.check()
