@@ -21,9 +21,12 @@ RECORDS, CHANGED, DELETED = 1200, 7, 3
 
 @pytest.mark.timeout(900)  # three phases of a real sync with every destination, as subprocesses
 def test_bench_run_counts(tmp_path: Path) -> None:
+    """The phases run against one Prefect API server, as deployments do (a temporary server per phase
+    would start three times; ``test_bench_paths_side_by_side`` runs that path)."""
     out = tmp_path / "result.json"
     done = subprocess.run([sys.executable, "bench/run.py", "--records", str(RECORDS), "--changed", str(CHANGED),
-                           "--deleted", str(DELETED), "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                           "--deleted", str(DELETED), "--prefect-server", "--workdir", str(tmp_path / "work"),
+                           "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
