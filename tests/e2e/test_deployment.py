@@ -39,7 +39,7 @@ from tests.fixtures.pipeline import write_config
 from tests.fixtures.s3 import free_port
 from tests.fixtures.socrata import SOCRATA_APP_TOKEN, SOCRATA_PASSWORD, SOCRATA_USERNAME
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # the first test builds the image
+pytestmark = [pytest.mark.e2e, pytest.mark.containers, pytest.mark.timeout(900)]  # the first test builds the image
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -30,7 +30,7 @@ from tests.e2e.test_deployment import (
 )
 from tests.fixtures.pipeline import write_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.containers]
 
 LIMIT = 2  # Knack requests per second for the app, in the config and in the emulator
 

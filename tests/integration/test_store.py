@@ -142,7 +142,9 @@ def test_cursors_and_metadata_round_trip(storage: CountingStorage, record_store:
 
 def test_lock_excludes_a_second_writer_and_expires(storage: CountingStorage, record_store: OpenStore) -> None:
     store = record_store(storage, "dev", "demo", workers=2)
-    with store.lock("object_3", "run-a", "knack"):
+    # a short life: the holder beats every 0.5 s, so the second writer sees it alive within that (with the
+    # default 60 s life it watched 15 s for the first beat)
+    with store.lock("object_3", "run-a", "knack", ttl=timedelta(seconds=2)):
         with pytest.raises(StoreError, match=r"held by run run-a"), store.lock("object_3", "run-b", "knack"):
             pass
         with store.lock("object_3", "run-c", "socrata"):  # another role is independent
