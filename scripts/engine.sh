@@ -97,7 +97,9 @@ start_api() {
   if api_up; then say "API service already answers on $SOCK"; return 0; fi
   say "starting the podman API service on $SOCK"
   rm -f "$SOCK"
-  nohup podman system service --time=0 "unix://$SOCK" >"$ENGINE_DIR/podman.log" 2>&1 &
+  # started from / : a service whose working directory is deleted (a checkout removed after it started
+  # the engine) answers every container start with "write child: broken pipe"
+  (cd / && exec nohup podman system service --time=0 "unix://$SOCK" >"$ENGINE_DIR/podman.log" 2>&1) &
   echo $! >"$ENGINE_DIR/podman.pid"
   wait_for "API" api_up || fail "podman API service" "no answer on $SOCK; its log:" \
     "$(tail -n 20 "$ENGINE_DIR/podman.log")"
@@ -113,7 +115,7 @@ log: {level: info}  # one line per request: the tests count pushes from it
 storage: {filesystem: {rootdirectory: $ENGINE_DIR/registry}, delete: {enabled: true}}
 http: {addr: $REGISTRY}
 EOF
-  nohup docker-registry serve "$ENGINE_DIR/registry.yml" >"$ENGINE_DIR/registry.log" 2>&1 &
+  (cd / && exec nohup docker-registry serve "$ENGINE_DIR/registry.yml" >"$ENGINE_DIR/registry.log" 2>&1) &
   echo $! >"$ENGINE_DIR/registry.pid"
   wait_for "registry" registry_up || fail "registry" "no answer on http://$REGISTRY/v2/ (port taken? set ENGINE_PORT)" \
     "$(tail -n 20 "$ENGINE_DIR/registry.log")"

@@ -2,12 +2,11 @@
 # Set up .venv with the dev tools and run the test suite (unit, integration, e2e; not the slow loops).
 # Three phases. First every test that starts no Prefect server of its own and measures no clock, on
 # TEST_WORKERS processes (pytest-xdist, 2 by default: most of these tests wait on servers, locks and
-# retries rather than compute). Then the e2e tests that use no container engine (each module starts its
-# Prefect servers and workers), two modules at a time, each module whole on one process (`--dist
-# loadfile`). Last, in one process, the `containers` tests (images built, pushed and run on the engine:
-# two modules building at once made podman fail to start containers) and the `timing` tests (rates and
-# deadlines measured against the clock), so that nothing else loads the machine under them. Every phase
-# runs; the script fails when any does.
+# retries rather than compute). Then the e2e tests (each module starts its Prefect servers, workers or
+# containers), two modules at a time, each module whole on one process (`--dist loadfile`: a module's
+# servers and image are set up once). Last, in one process, the `timing` tests (rates and deadlines
+# measured against the clock), so that nothing else loads the machine under them. Every phase runs; the
+# script fails when any does.
 # Extra arguments run one plain pytest instead, e.g. `bash scripts/test.sh -m unit` or a file path.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +18,12 @@ fi
 start=$SECONDS
 .venv/bin/python -m pytest -m "not slow and not timing and not e2e" -n "${TEST_WORKERS:-2}" --durations=25
 first=$?
-echo "== e2e tests without containers, two modules at a time (after $((SECONDS - start)) s)"
-.venv/bin/python -m pytest -m "e2e and not containers and not timing and not slow" -n "${TEST_WORKERS:-2}" \
-    --dist loadfile --durations=25
+echo "== e2e tests, two modules at a time (after $((SECONDS - start)) s)"
+.venv/bin/python -m pytest -m "e2e and not timing and not slow" -n "${TEST_WORKERS:-2}" --dist loadfile \
+    --durations=25
 second=$?
-echo "== container and timing tests, in one process (after $((SECONDS - start)) s)"
-.venv/bin/python -m pytest -m "(containers or timing) and not slow" --durations=25
+echo "== timing tests, in one process (after $((SECONDS - start)) s)"
+.venv/bin/python -m pytest -m "timing and not slow" --durations=25
 third=$?
 echo "== tests took $((SECONDS - start)) s (phase exits: $first $second $third)"
 [ "$first" -eq 0 ] && [ "$second" -eq 0 ] && [ "$third" -eq 0 ]
