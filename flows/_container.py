@@ -10,13 +10,13 @@ from prefect import Flow
 from prefect.logging import get_run_logger
 
 from flows._cli import parser, run
-from flows._events import emit_held_back
+from flows._events import alerting_held_back
 from flows._isolation import refuse_other_env
 from flows._refuse import check_args, refused
 from tasks.clock import utc_now
 from tasks.credentials import remembering_s3_block
 from tasks.domain.config import load_container
-from tasks.domain.errors import ConfigError, DeletesHeldBack
+from tasks.domain.errors import ConfigError
 from tasks.domain.knack import parse_since
 from tasks.domain.results import PublishResult
 from tasks.store.open import log_store_choice
@@ -34,12 +34,9 @@ def publish_from_store(publish: Publisher, app: str, container: str, env: str, s
     config, _, cfg = load_container(app, container, env, config_path)
     with remembering_s3_block(env):  # the block s3-<env> loaded once by the run's steps
         log_store_choice(env, config.settings, get_run_logger())  # the run's first line: which store, why
-        try:
+        with alerting_held_back(app, container, env, _destination(publish)):
             return publish(app, cfg, env, config.settings, full, parse_since(since, utc_now()) if since else None,
                            allow_mass_delete, republish)
-        except DeletesHeldBack as exc:  # the destination's deletes held back: the alert says so
-            emit_held_back(app, container, env, str(exc), destination=_destination(publish))
-            raise
 
 
 def container_main(flow_fn: Flow[..., Any], description: str, argv: list[str] | None, *,

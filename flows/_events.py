@@ -4,6 +4,8 @@ the command that resolves it. Never a secret: app, container, env, counts and th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 HELD_BACK = "knack-services.deletes.held-back"
@@ -33,6 +35,19 @@ def emit_held_back(app: str, container: str, env: str, message: str, destination
                resource={"prefect.resource.id": f"knack-services.container.{env}.{app}.{container}",
                          "prefect.resource.name": f"{app}/{container} ({env})"},
                payload=held_back_payload(app, container, env, message, destination))
+
+
+@contextmanager
+def alerting_held_back(app: str, container: str, env: str, destination: str) -> Iterator[None]:
+    """A destination's deletes held back inside this block send ``knack-services.deletes.held-back``
+    (the alert), then the error goes on."""
+    from tasks.domain.errors import DeletesHeldBack
+
+    try:
+        yield
+    except DeletesHeldBack as exc:
+        emit_held_back(app, container, env, str(exc), destination=destination)
+        raise
 
 
 def sync_run_name() -> str:

@@ -21,7 +21,7 @@ from prefect import Task, flow
 from prefect.logging import get_run_logger
 
 from flows._cli import LIMITS, parser, run
-from flows._events import emit_held_back, sync_run_name
+from flows._events import alerting_held_back, emit_held_back, sync_run_name
 from flows._isolation import refuse_other_env
 from flows._params import Destination, Env
 from flows._refuse import check_args, refused
@@ -54,10 +54,8 @@ def _publish(name: str, app: str, cfg: ContainerConfig, env: str, settings: Sett
              allow_mass_delete: bool, republish: bool) -> PublishResult | PublishFailure:
     """One destination's step, in its own thread; its failure is returned, not raised."""
     try:
-        return PUBLISHERS[name](app, cfg, env, settings, full, None, allow_mass_delete, republish)
-    except DeletesHeldBack as exc:  # the destination's deletes held back: the alert says so
-        emit_held_back(app, cfg.key, env, str(exc), destination=name)
-        return PublishFailure(str(exc))
+        with alerting_held_back(app, cfg.key, env, name):
+            return PUBLISHERS[name](app, cfg, env, settings, full, None, allow_mass_delete, republish)
     except Exception as exc:  # the run says which destination failed, after the others finished
         return PublishFailure(str(exc))
 
