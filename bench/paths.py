@@ -11,7 +11,8 @@ the app started together in two processes (``object_1`` and ``view_1`` of an app
 429s), the client's fetch spans (T) against the best schedule (T*), and the Prefect API calls the rate
 limit made (the limiter's own count, read from each run's process). With ``--reconcile-records`` also a
 container published to both destinations: a full sync, a reconcile with no change since, and a
-reconcile after K edits and D deletes (rows and features sent, from the emulators' logs).
+reconcile after K edits and D deletes (rows and features sent, from the emulators' logs); with
+``--prefect-server`` these three runs use the local Prefect server (by default each starts a temporary one).
 """
 
 from __future__ import annotations
@@ -65,15 +66,17 @@ def compare(args: argparse.Namespace, work: Path, base_env: dict[str, str]) -> d
             if args.concurrent else None
         aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3.ready["url"]}
-        api = start_prefect_server(stack, work, base_env, free_port()) if "prefect" in paths else None
+        api = start_prefect_server(stack, work, base_env, free_port()) \
+            if "prefect" in paths or args.prefect_server else None
         for path in paths:
             env = base_env | aws | ({"PREFECT_API_URL": api} if path == "prefect" and api else {})
             result = out["paths"][path] = {}
             result["one"] = _fetch(args, work, env, knack, s3.ready["url"], f"{path}-one", [CONTAINER])
             if pair is not None:
                 result["two"] = _fetch(args, work, env, pair, s3.ready["url"], f"{path}-two", [CONTAINER, VIEW])
-        if args.reconcile_records:
-            out["reconcile"] = _reconcile(args, work, base_env | aws, stack, s3.ready["url"])
+        if args.reconcile_records:  # with --prefect-server on that server, as a deployment's runs are
+            server = {"PREFECT_API_URL": api} if args.prefect_server and api else {}
+            out["reconcile"] = _reconcile(args, work, base_env | aws | server, stack, s3.ready["url"])
     out["checks"] = checks(out)
     out["table"] = table(out, args)
     return out

@@ -81,7 +81,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma-separated, in order, from {', '.join(PHASES)} (reconcile-unchanged: a full "
                    "refresh with no change since the run before; reconcile-edited: after K edits and D deletes)")
     p.add_argument("--prefect-server", action="store_true",
-                   help="run a local Prefect API server (the global-concurrency rate limiter is used)")
+                   help="run a local Prefect API server (the global-concurrency rate limiter is used); with --paths, "
+                   "the --reconcile-records runs use it too")
     p.add_argument("--paths", help="compare the Knack fetch on these paths side by side, e.g. "
                    "'ephemeral,prefect' (no Prefect API: a local limiter; a local Prefect server: the global "
                    "limit, as in production); store only, full fetch; replaces --phases")

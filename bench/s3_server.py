@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -93,12 +94,19 @@ class Counting:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from moto import backends
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
     from werkzeug.serving import make_server
+
+    # two per-request costs of moto's server that answer nothing (as tests/fixtures/moto_main.py): the
+    # access log line, and the listing of moto's service packages from disk under the dispatcher's lock
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
 
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--port", type=int, default=0)

@@ -16,10 +16,11 @@ if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"
 fi
 start=$SECONDS
-.venv/bin/python -m pytest -m "not slow and not timing and not e2e" -n "${TEST_WORKERS:-2}" --durations=25
+.venv/bin/python -m pytest -m "not slow and not timing and not e2e" -n "${TEST_WORKERS:-3}" --dist worksteal \
+    --durations=25
 first=$?
 echo "== e2e tests, two modules at a time (after $((SECONDS - start)) s)"
-.venv/bin/python -m pytest -m "e2e and not timing and not slow" -n "${TEST_WORKERS:-2}" --dist loadfile \
+.venv/bin/python -m pytest -m "e2e and not timing and not slow" -n 2 --dist loadfile \
     --durations=25
 second=$?
 echo "== timing tests, in one process (after $((SECONDS - start)) s)"

@@ -61,11 +61,13 @@ def test_bench_run_counts(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(1500)  # a Prefect server, six syncs and three publishing runs
 def test_bench_paths_side_by_side(tmp_path: Path) -> None:
-    """``--paths ephemeral,prefect --concurrent 2 --reconcile-records``: both paths in one run, their counts."""
+    """``--paths ephemeral,prefect --concurrent 2 --reconcile-records``: both paths in one run, their counts
+    (the reconcile's three runs on the ``prefect`` path's server: ``--prefect-server``)."""
     out = tmp_path / "paths.json"
     done = subprocess.run([sys.executable, "bench/run.py", "--records", "2000", "--store-only", "--paths",
                            "ephemeral,prefect", "--concurrent", "2", "--reconcile-records", "300", "--changed", "3",
-                           "--deleted", "2", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                           "--deleted", "2", "--prefect-server", "--workdir", str(tmp_path / "work"),
+                           "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
