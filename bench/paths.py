@@ -75,7 +75,7 @@ def compare(args: argparse.Namespace, work: Path, base_env: dict[str, str]) -> d
             if pair is not None:
                 result["two"] = _fetch(args, work, env, pair, s3.ready["url"], f"{path}-two", [CONTAINER, VIEW])
         if args.reconcile_records:  # with --prefect-server on that server, as a deployment's runs are
-            server = {"PREFECT_API_URL": api} if args.prefect_server and api else {}
+            server = {"PREFECT_API_URL": api} if args.prefect_server else {}
             out["reconcile"] = _reconcile(args, work, base_env | aws | server, stack, s3.ready["url"])
     out["checks"] = checks(out)
     out["table"] = table(out, args)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -94,7 +93,6 @@ class Counting:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from moto import backends
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -102,11 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from werkzeug.serving import make_server
 
-    # two per-request costs of moto's server that answer nothing (as tests/fixtures/moto_main.py): the
-    # access log line, and the listing of moto's service packages from disk under the dispatcher's lock
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    from emulators.moto_server import trim_per_request_costs
+
+    trim_per_request_costs()  # no access log line per request, moto's module list read once
 
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--port", type=int, default=0)
